@@ -1,0 +1,592 @@
+"""The ASGI ``websocket`` stream: one WebSocket over HTTP/1.1, HTTP/2 or HTTP/3.
+
+A connection makes a :class:`WSStream` for a request that asks for a WebSocket (HTTP/1.1:
+``GET`` with ``Upgrade: websocket``; HTTP/2 and HTTP/3: extended ``CONNECT`` with
+``:protocol: websocket``, RFC 8441/9220). After the accept, frames travel as raw bytes on
+every version: ``Body`` in, ``Data`` out. They are parsed and written by wsproto through its
+public API only (``wsproto.connection.Connection``, ``wsproto.events``,
+``wsproto.extensions.PerMessageDeflate``); the opening handshake is ours (:class:`Handshake`).
+
+Rules this module enforces
+==========================
+
+**Handshake.** The scope (ASGI spec 2.3) is built as for HTTP (``path`` percent-decoded then
+UTF-8, ``raw_path`` without the query, a shallow copy of ``state``) with ``scheme``
+``ws``/``wss``, the offered ``subprotocols`` and the ``websocket.http.response`` extension.
+Then: a ``Host`` not in ``server_names`` gets a 404; an invalid handshake a 400 (see
+:meth:`Handshake.problem`; a bad ``sec-websocket-version`` adds ``sec-websocket-version: 13``,
+RFC 6455 §4.4; HTTP/1.0 is refused, RFC 6455 §4.1); a path that is not UTF-8 a 400;
+otherwise ``SpawnApp``, and the inbox gets ``websocket.connect``. Server errors (400, 403,
+404, 500) carry ``content-length: 0``, plus ``connection: close`` on HTTP/1.x only.
+
+**Sending** is a state machine over :class:`ASGIWebsocketState` (``_ALLOWED`` is the data);
+a message out of order raises :class:`~hypercorn.utils.UnexpectedMessageError`, a malformed
+one ``TypeError``/``ValueError`` and changes nothing.
+
+=========  =================================  ==========  ===============================
+state      message                            next        stream events
+=========  =================================  ==========  ===============================
+HANDSHAKE  ``websocket.accept``               CONNECTED   Response 101 (HTTP/1.x) or 200
+HANDSHAKE  ``websocket.close``                HTTPCLOSED  Response 403, EndData
+HANDSHAKE  ``websocket.http.response.start``  RESPONSE    none (the head waits for body)
+RESPONSE   ``websocket.http.response.body``   RESPONSE,   Response (first time), Data,
+                                              HTTPCLOSED  EndData (last chunk)
+CONNECTED  ``websocket.send``                 CONNECTED   Data (one message)
+CONNECTED  ``websocket.close``                CLOSED      Data (close frame), EndData
+=========  =================================  ==========  ===============================
+
+The accepted ``subprotocol`` must be one the client offered, and the extra ``headers`` may
+not hold ``sec-websocket-protocol`` or pseudo headers (ValueError); permessage-deflate is
+accepted when offered in a form wsproto supports. ``websocket.send`` needs exactly one of
+``bytes``/``text``. A close ``code`` (default 1000) must be one a peer accepts: 1000-1003,
+1007-1013, 3000-4999; its ``reason`` is cut to the 123 bytes a close frame holds. A denial
+needs a final status (200-999).
+
+**Receiving.** Messages are reassembled from their fragments into one
+``websocket.receive``; one longer than ``websocket_max_message_size`` (characters for text,
+bytes for binary) closes with 1009. Pings are answered at once. A peer's close frame is
+answered; a frame wsproto refuses closes with the code it names (1002, or 1007 for bad
+UTF-8). With permessage-deflate, bytes are fed in 4 KiB slices so a compression bomb meets
+the size limit after a few MiB (wsproto inflates without a bound). ``Body`` (or an HTTP/2
+end of stream) before the accept is a 400 (spec B10); during a denial it is dropped.
+
+**Disconnect.** The application gets one ``websocket.disconnect``: the peer's close code
+(1005 if it gave none), its own close code, 1009 or the protocol-error code, or 1006 when
+the peer vanished without a close frame and after a refused or denied handshake. When the
+stream ended for a reason the application may not know yet, its later messages are dropped
+silently; after its own close they are out of order.
+
+**Ending.** An open WebSocket ends with ``EndData`` after the close frames (the HTTP/1.1
+connection then closes, HTTP/2 ends the stream); the server does not wait for the answer to
+a close it sent. :meth:`WSStream.app_finished` closes an open WebSocket with 1011, answers
+500 if nothing was sent, aborts (``StreamClosed``) a denial whose head is out. ``StreamEnded``
+comes once, at the end, with the 101/200 or the denial/error status (None if the peer
+vanished first). With ``websocket_ping_interval`` set, :meth:`WSStream.next_deadline` is the
+accept or last ping plus the interval, and :meth:`WSStream.handle_timer` sends the ping.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from enum import Enum
+from typing import TYPE_CHECKING, Any, final
+
+from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.events import BytesMessage, CloseConnection, Message, Ping, TextMessage
+
+from hypercorn.protocol.events import (
+    Body,
+    Data,
+    EndBody,
+    EndData,
+    ReceiveReady,
+    Request,
+    Response,
+    SpawnApp,
+    StreamClosed,
+    StreamEnded,
+)
+from hypercorn.protocol.headers import split_target
+from hypercorn.protocol.ws_handshake import Handshake
+from hypercorn.typing import ConnectionState as ASGIConnectionState
+from hypercorn.utils import UnexpectedMessageError, build_and_validate_headers, valid_server_name
+
+if TYPE_CHECKING:
+    from wsproto.events import Event as WSEvent
+
+    from hypercorn.protocol.context import ProtocolContext, StreamOwner
+    from hypercorn.protocol.events import Event
+    from hypercorn.typing import ASGIReceiveEvent, ASGISendEvent, ResponseSummary, WebsocketScope
+
+__all__ = ("ASGIWebsocketState", "Handshake", "WSStream")
+
+Headers = list[tuple[bytes, bytes]]
+
+_HTTP1 = frozenset({"1.0", "1.1"})
+_EXTENDED_CONNECT = frozenset({"2", "3"})
+_ERROR_HEADERS_H1: Headers = [(b"content-length", b"0"), (b"connection", b"close")]
+_ERROR_HEADERS: Headers = [(b"content-length", b"0")]
+#: Close codes an application may send: the ones a peer accepts on the wire (RFC 6455
+#: §7.4; 1004-1006 and 1015 are reserved or local-only, 1014 is unknown to many peers).
+_SENDABLE_CLOSE_CODES = frozenset({*range(1000, 1004), *range(1007, 1014), *range(3000, 5000)})
+#: Slice size for feeding compressed frames to wsproto (bounds the inflated data per step).
+_DEFLATE_STEP = 4096
+
+_NORMAL_CLOSURE = 1000
+_ABNORMAL_CLOSURE = 1006
+_MESSAGE_TOO_BIG = 1009
+_INTERNAL_ERROR = 1011
+
+
+class ASGIWebsocketState(Enum):
+    """Where the application is in answering the WebSocket (see the module's table)."""
+
+    #: Neither accepted nor refused yet.
+    HANDSHAKE = "HANDSHAKE"
+    #: Accepted: messages flow both ways.
+    CONNECTED = "CONNECTED"
+    #: A denial response was started; its body is expected.
+    RESPONSE = "RESPONSE"
+    #: The WebSocket was open and is closed.
+    CLOSED = "CLOSED"
+    #: The handshake was answered with an HTTP response (refusal, denial or error).
+    HTTPCLOSED = "HTTPCLOSED"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_HANDSHAKE = ASGIWebsocketState.HANDSHAKE
+_CONNECTED = ASGIWebsocketState.CONNECTED
+_RESPONSE = ASGIWebsocketState.RESPONSE
+_CLOSED = ASGIWebsocketState.CLOSED
+_HTTPCLOSED = ASGIWebsocketState.HTTPCLOSED
+
+#: The states in which each message type is allowed; every other pairing is an error.
+_ALLOWED: dict[str, frozenset[ASGIWebsocketState]] = {
+    "websocket.accept": frozenset({_HANDSHAKE}),
+    "websocket.send": frozenset({_CONNECTED}),
+    "websocket.close": frozenset({_HANDSHAKE, _CONNECTED}),
+    "websocket.http.response.start": frozenset({_HANDSHAKE}),
+    "websocket.http.response.body": frozenset({_RESPONSE}),
+}
+_NOWHERE: frozenset[ASGIWebsocketState] = frozenset()
+
+
+@final
+class WSStream:
+    """One WebSocket, between its connection and its ASGI application.
+
+    Implements :class:`hypercorn.protocol.context.Stream`; the module docstring states the
+    rules. ``client`` and ``server`` are ``(host, port)`` or None (e.g. unix sockets).
+    """
+
+    __slots__ = (
+        "_app_done",
+        "_byte_parts",
+        "_client",
+        "_context",
+        "_deflate",
+        "_disconnect_queued",
+        "_drop_app_messages",
+        "_ended",
+        "_handshake",
+        "_head_sent",
+        "_inbox",
+        "_message_size",
+        "_next_ping",
+        "_owner",
+        "_response_headers",
+        "_scheme",
+        "_scope",
+        "_server",
+        "_status",
+        "_text_parts",
+        "_version",
+        "_ws",
+        "state",
+        "stream_id",
+    )
+
+    def __init__(
+        self,
+        context: ProtocolContext,
+        owner: StreamOwner,
+        stream_id: int,
+        *,
+        ssl: bool,
+        client: tuple[str, int] | None,
+        server: tuple[str, int] | None,
+    ) -> None:
+        self._context = context
+        self._owner = owner
+        #: The stream's id (1 for HTTP/1.1; the HTTP/2 or HTTP/3 stream id otherwise).
+        self.stream_id = stream_id
+        self._scheme = "wss" if ssl else "ws"
+        self._client = client
+        self._server = server
+        #: Where the application is in answering the WebSocket.
+        self.state = ASGIWebsocketState.HANDSHAKE
+        self._scope: WebsocketScope | None = None
+        self._handshake: Handshake | None = None
+        self._version = "1.1"
+        self._inbox: deque[ASGIReceiveEvent] = deque()
+        self._app_done = False  # app_finished was called, or no app was started
+        self._disconnect_queued = False  # the app was told (nothing is queued after that)
+        self._ended = False  # StreamEnded was emitted: the wire side is finished
+        self._drop_app_messages = False  # ended for a reason the app may not know yet
+        self._head_sent = False
+        self._status = 0
+        self._response_headers: Headers = []
+        self._ws: Connection | None = None
+        self._deflate = False
+        self._text_parts: list[str] = []
+        self._byte_parts: list[bytes] = []
+        self._message_size = 0
+        self._next_ping: float | None = None
+
+    @property
+    def closed(self) -> bool:
+        """True once the WebSocket (or the response) is over and the application finished."""
+        return self._ended and self._app_done
+
+    @property
+    def wants_data(self) -> bool:
+        """True while the inbox has room, or while incoming data would be discarded."""
+        if self._app_done or self._disconnect_queued:
+            return True
+        return len(self._inbox) < self._context.config.max_app_queue_size
+
+    @property
+    def scope(self) -> WebsocketScope | None:
+        """The scope built from the request (None before the ``Request`` event)."""
+        return self._scope
+
+    # -----------------------------------------------------------------------------------
+    # Events from the wire
+    # -----------------------------------------------------------------------------------
+
+    def handle(self, event: Event) -> None:
+        """Take an event from the connection: Request, Body, EndBody, StreamClosed.
+        Trailers have no meaning for a WebSocket and are dropped."""
+        if isinstance(event, Body):
+            if event.data:
+                self._receive_bytes(event.data)
+        elif isinstance(event, StreamClosed):
+            self._peer_vanished()
+        elif isinstance(event, EndBody):
+            # HTTP/1.x: the end of the (empty) GET request, before the frames begin.
+            if self._version not in _HTTP1:
+                self._peer_ended()
+        elif isinstance(event, Request):
+            self._handle_request(event)
+
+    def _handle_request(self, request: Request) -> None:
+        if self._scope is not None:
+            raise RuntimeError(f"Stream {self.stream_id} was given a second Request")
+        self._version = request.http_version
+        handshake = Handshake(request.headers, request.http_version, request.method)
+        self._handshake = handshake
+        path, raw_path, query_string = split_target(request.raw_path)
+        self._scope = {
+            "type": "websocket",
+            "asgi": {"spec_version": "2.3", "version": "3.0"},
+            "http_version": request.http_version,
+            "scheme": self._scheme,
+            "path": raw_path.decode("latin-1") if path is None else path,
+            "raw_path": raw_path,
+            "query_string": query_string,
+            "root_path": self._context.config.root_path,
+            "headers": request.headers,
+            "client": self._client,
+            "server": self._server,
+            "subprotocols": handshake.subprotocols,
+            "state": ASGIConnectionState(request.state.copy()),
+            "extensions": {"websocket.http.response": {}},
+        }
+        self._app_done = True  # Until an application is started.
+        if not valid_server_name(self._context.config, request):
+            self._send_error_response(404)
+        elif not handshake.is_valid():
+            extra = [] if handshake.version_ok() else [(b"sec-websocket-version", b"13")]
+            self._send_error_response(400, extra)
+        elif path is None:
+            self._send_error_response(400)
+        else:
+            self._app_done = False
+            self._owner.driver_event(SpawnApp(self.stream_id, self._scope))
+            self._put({"type": "websocket.connect"})
+
+    def _receive_bytes(self, data: bytes) -> None:
+        if self._ended:
+            return
+        ws = self._ws
+        if ws is None:
+            if self.state is _HANDSHAKE:
+                self._too_early()
+            return  # A denial response is under way: the bytes mean nothing.
+        if not self._deflate:
+            ws.receive_data(data)
+            self._drain_frames(ws)
+            return
+        for start in range(0, len(data), _DEFLATE_STEP):
+            ws.receive_data(data[start : start + _DEFLATE_STEP])
+            if not self._drain_frames(ws):
+                return
+
+    def _drain_frames(self, ws: Connection) -> bool:
+        """Act on the frames wsproto parsed; False once the WebSocket ended."""
+        for event in ws.events():
+            if isinstance(event, Message):
+                self._message_part(event)
+            elif isinstance(event, Ping):
+                if ws.state is ConnectionState.OPEN:
+                    self._send_frame(event.response())
+            elif isinstance(event, CloseConnection):
+                self._peer_close(ws, event)
+            # Pongs need no answer.
+            if self._ended:
+                return False
+        return True
+
+    def _message_part(self, event: Message[Any]) -> None:
+        self._message_size += len(event.data)
+        if self._message_size > self._context.config.websocket_max_message_size:
+            close = CloseConnection(code=_MESSAGE_TOO_BIG, reason="message too big")
+            self._finish(_MESSAGE_TOO_BIG, close)
+            return
+        message: ASGIReceiveEvent
+        if isinstance(event, TextMessage):
+            if not event.message_finished:
+                self._text_parts.append(event.data)
+                return
+            parts = self._text_parts
+            text = "".join((*parts, event.data)) if parts else event.data
+            parts.clear()
+            message = {"type": "websocket.receive", "bytes": None, "text": text}
+        else:
+            assert isinstance(event, BytesMessage)
+            if not event.message_finished:
+                self._byte_parts.append(bytes(event.data))
+                return
+            chunks = self._byte_parts
+            data = b"".join((*chunks, event.data)) if chunks else bytes(event.data)
+            chunks.clear()
+            message = {"type": "websocket.receive", "bytes": data, "text": None}
+        self._message_size = 0
+        self._put(message)
+
+    def _peer_close(self, ws: Connection, event: CloseConnection) -> None:
+        code = int(event.code)
+        if ws.state is ConnectionState.OPEN:
+            # wsproto could not accept a frame: it reports the failure as a close event
+            # without changing state. Fail the WebSocket with the code it names.
+            self._finish(code, CloseConnection(code=code, reason=event.reason))
+        else:  # REMOTE_CLOSING (we never read after sending our own close): answer it.
+            self._finish(code, event.response())
+
+    def _peer_vanished(self) -> None:
+        if self._ended:
+            return
+        self._drop_app_messages = True
+        if self.state is _CONNECTED:
+            self.state = _CLOSED
+        self._queue_disconnect(_ABNORMAL_CLOSURE)
+        self._end(self._summary() if self._head_sent else None)
+
+    def _peer_ended(self) -> None:
+        """The HTTP/2 or HTTP/3 peer ended its side of the stream."""
+        if self._ended:
+            return
+        if self._ws is not None:
+            self._finish(_ABNORMAL_CLOSURE)  # No close frame came first. Our side ends too.
+        elif self.state is _HANDSHAKE:
+            self._too_early()
+
+    def _too_early(self) -> None:
+        """B10: the client must wait for the handshake's answer before sending (or ending)."""
+        self._drop_app_messages = True
+        self._send_error_response(400)
+
+    def _put(self, message: ASGIReceiveEvent) -> None:
+        if self._app_done or self._disconnect_queued:
+            return  # No application, or it has been told the WebSocket is over.
+        inbox = self._inbox
+        inbox.append(message)
+        if len(inbox) == 1:
+            self._owner.driver_event(ReceiveReady(self.stream_id))
+
+    def _queue_disconnect(self, code: int) -> None:
+        self._put({"type": "websocket.disconnect", "code": code})
+        self._disconnect_queued = True
+
+    # -----------------------------------------------------------------------------------
+    # The application's side
+    # -----------------------------------------------------------------------------------
+
+    def app_receive(self) -> ASGIReceiveEvent | None:
+        """The next message for the application's ``receive()``, or None if none waits."""
+        inbox = self._inbox
+        return inbox.popleft() if inbox else None
+
+    def app_send(self, message: ASGISendEvent) -> None:
+        """Take a message from the application's ``send()`` (see the module's table)."""
+        if self._drop_app_messages:
+            return
+        message_type = message.get("type")
+        if not isinstance(message_type, str):
+            raise TypeError(f"An ASGI message needs a str 'type', not {message_type!r}")
+        if self.state not in _ALLOWED.get(message_type, _NOWHERE):
+            raise UnexpectedMessageError(self.state, message_type)
+        if message_type == "websocket.send":
+            self._app_message(message)
+        elif message_type == "websocket.accept":
+            self._accept(message)
+        elif message_type == "websocket.close":
+            self._app_close(message)
+        elif message_type == "websocket.http.response.start":
+            self._response_start(message)
+        else:
+            self._response_body(message)
+
+    def _accept(self, message: Any) -> None:
+        subprotocol = message.get("subprotocol")
+        if subprotocol is not None and not isinstance(subprotocol, str):
+            raise TypeError(f"websocket.accept 'subprotocol' must be a str, not {subprotocol!r}")
+        headers = build_and_validate_headers(message.get("headers") or ())
+        assert self._handshake is not None
+        status, response_headers, extensions = self._handshake.accept(subprotocol, headers)
+        # Everything is ready before the head goes out: the connection may hand us the
+        # first frames while we are still in stream_send.
+        self._ws = Connection(ConnectionType.SERVER, extensions=extensions)
+        self._deflate = bool(extensions)
+        self.state = _CONNECTED
+        self._head_sent = True
+        self._status = status
+        self._response_headers = response_headers
+        interval = self._context.config.websocket_ping_interval
+        if interval is not None:
+            self._next_ping = self._context.now + interval
+        self._owner.stream_send(
+            Response(stream_id=self.stream_id, headers=response_headers, status_code=status)
+        )
+
+    def _app_message(self, message: Any) -> None:
+        data = message.get("bytes")
+        text = message.get("text")
+        if (data is None) == (text is None):
+            raise ValueError("websocket.send needs exactly one of 'bytes' and 'text'")
+        event: WSEvent
+        if text is not None:
+            if not isinstance(text, str):
+                raise TypeError(f"websocket.send 'text' must be a str, not {type(text).__name__}")
+            event = TextMessage(data=text)
+        else:
+            if not isinstance(data, bytes | bytearray | memoryview):
+                raise TypeError(f"websocket.send 'bytes' must be bytes, not {type(data).__name__}")
+            event = BytesMessage(data=bytes(data))
+        self._send_frame(event)
+
+    def _app_close(self, message: Any) -> None:
+        code = message.get("code")
+        if code is None:
+            code = _NORMAL_CLOSURE
+        if not isinstance(code, int) or isinstance(code, bool):
+            raise TypeError(f"websocket.close 'code' must be an int, not {code!r}")
+        if code not in _SENDABLE_CLOSE_CODES:
+            raise ValueError(f"websocket.close 'code' {code} is not one a peer may receive")
+        reason = message.get("reason")
+        if reason is not None and not isinstance(reason, str):
+            raise TypeError(f"websocket.close 'reason' must be a str or None, not {reason!r}")
+        if self.state is _HANDSHAKE:
+            self._send_error_response(403)
+            return
+        self._finish(code, CloseConnection(code=code, reason=reason or None), by_app=True)
+
+    def _response_start(self, message: Any) -> None:
+        status = message.get("status")
+        if not isinstance(status, int) or isinstance(status, bool):
+            raise TypeError(f"websocket.http.response.start 'status' is not an int: {status!r}")
+        if not 200 <= status <= 999:
+            raise ValueError(f"websocket.http.response.start 'status' is not 200-999: {status}")
+        headers = build_and_validate_headers(message.get("headers") or ())
+        self.state = _RESPONSE
+        self._status = int(status)
+        self._response_headers = headers
+
+    def _response_body(self, message: Any) -> None:
+        body = message.get("body", b"")
+        if type(body) is not bytes:
+            if not isinstance(body, bytearray | memoryview):
+                raise TypeError(f"websocket.http.response.body 'body' is a {type(body).__name__}")
+            body = bytes(body)
+        more_body = bool(message.get("more_body", False))
+        if not more_body:
+            self.state = _HTTPCLOSED
+        owner = self._owner
+        if not self._head_sent:
+            self._head_sent = True
+            head = Response(self.stream_id, self._response_headers, self._status)
+            owner.stream_send(head)
+        if body:
+            owner.stream_send(Data(stream_id=self.stream_id, data=body))
+        if not more_body:
+            owner.stream_send(EndData(stream_id=self.stream_id))
+            self._queue_disconnect(_ABNORMAL_CLOSURE)
+            self._end(self._summary())
+
+    def app_finished(self) -> None:
+        """The application returned or raised: close 1011, answer 500, abort, or nothing."""
+        if self._app_done:
+            return
+        self._app_done = True
+        # Nobody will receive any more: free the inbox and queue nothing further.
+        self._inbox.clear()
+        self._disconnect_queued = True
+        if self._ended:
+            return
+        if self.state is _CONNECTED:
+            self._finish(_INTERNAL_ERROR, CloseConnection(code=_INTERNAL_ERROR), by_app=True)
+        elif not self._head_sent:
+            self._send_error_response(500)
+        else:
+            # A denial response's head is out but its body is not complete.
+            self.state = _HTTPCLOSED
+            self._owner.stream_send(StreamClosed(stream_id=self.stream_id))
+            self._end(self._summary())
+
+    def next_deadline(self) -> float | None:
+        """When the next ping is due (``websocket_ping_interval``), or None."""
+        return self._next_ping
+
+    def handle_timer(self) -> None:
+        """Send a ping if one is due, and set the next deadline."""
+        due = self._next_ping  # Only set while the WebSocket is open.
+        now = self._context.now
+        interval = self._context.config.websocket_ping_interval
+        if due is not None and now >= due and interval:
+            self._send_frame(Ping())
+            self._next_ping = now + interval
+
+    def _send_frame(self, event: WSEvent) -> None:
+        assert self._ws is not None
+        self._owner.stream_send(Data(stream_id=self.stream_id, data=self._ws.send(event)))
+
+    def _finish(self, code: int, frame: WSEvent | None = None, *, by_app: bool = False) -> None:
+        """End the open WebSocket: send ``frame`` (a close), tell the application ``code``
+        and end our side. Unless the application asked for it, its later messages are
+        dropped (it may not know yet)."""
+        self._drop_app_messages = not by_app
+        self.state = _CLOSED
+        self._text_parts.clear()
+        self._byte_parts.clear()
+        if frame is not None:
+            self._send_frame(frame)
+        self._queue_disconnect(code)
+        self._owner.stream_send(EndData(stream_id=self.stream_id))
+        self._end(self._summary())
+
+    def _send_error_response(self, status: int, extra: Headers | None = None) -> None:
+        headers = list(_ERROR_HEADERS_H1 if self._version in _HTTP1 else _ERROR_HEADERS)
+        if extra:
+            headers.extend(extra)
+        self.state = _HTTPCLOSED
+        self._head_sent = True
+        self._status = status
+        self._response_headers = headers
+        owner = self._owner
+        owner.stream_send(Response(stream_id=self.stream_id, headers=headers, status_code=status))
+        owner.stream_send(EndData(stream_id=self.stream_id))
+        self._queue_disconnect(_ABNORMAL_CLOSURE)
+        self._end(self._summary())
+
+    def _summary(self) -> ResponseSummary:
+        return {"status": self._status, "headers": self._response_headers}
+
+    def _end(self, response: ResponseSummary | None) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        self._next_ping = None
+        assert self._scope is not None
+        self._owner.driver_event(StreamEnded(self.stream_id, self._scope, response))
