@@ -1,0 +1,318 @@
+"""The HTTP/1.x wire codec: the seam between the HTTP/1.1 connection and its parser.
+
+:class:`~hypercorn.protocol.h11.H11Connection` decides *what* happens on an HTTP/1.1
+connection (which stream gets a request, keep-alive, pipelining, upgrades, timers, error
+responses). Everything that depends on *how* the bytes are parsed and serialised lives
+behind the small :class:`HTTP1Codec` interface defined here, so that a different parser
+(llhttp through httptools, say) can be plugged in without copying any connection logic.
+:class:`H11Codec` implements it with h11.
+
+The codec contract
+==================
+
+**Reading.** The connection feeds bytes with :meth:`HTTP1Codec.receive_data` (never
+``b""``: the connection handles the end of input itself) and pulls results with
+:meth:`HTTP1Codec.next_event`, which returns our own stream events, all for stream
+:data:`STREAM_ID`:
+
+- ``Request`` (method upper-case; header names lower-cased, or as sent when the codec was
+  made with ``pass_raw_headers``; ``http_version`` ``"1.0"`` or ``"1.1"``), then
+- ``Body`` for each non-empty chunk of the request body, then
+- ``Trailers`` if the chunked body carried trailer fields, then
+- ``EndBody``; after which
+- :data:`PAUSED` until :meth:`HTTP1Codec.start_next_cycle` (bytes of a pipelined request
+  simply wait in the codec's buffer).
+
+:data:`NEED_DATA` means more bytes are needed. A :class:`ParseError` means the bytes are
+not acceptable HTTP/1.x; it carries the status the client should be told (400, 431 for a
+request head larger than ``h11_max_incomplete_size``, 501 for a transfer coding other than
+chunked, 505 for an HTTP version other than 1.0 and 1.1, ...). A request with both
+``Content-Length`` and ``Transfer-Encoding`` is refused with 400 (RFC 9112 §6.1 allows
+reading it as chunked only if the connection is closed afterwards; refusing is simpler and
+closes the door on request smuggling). After a ``ParseError`` the connection only sends an
+error response (when no response has started) and closes; ``next_event`` is not called
+again. ``next_event`` raises nothing for any input.
+
+**Writing.** :meth:`HTTP1Codec.send` turns ``Response``, ``InformationalResponse``,
+``Data`` and ``EndData`` into bytes, choosing the body framing (``content-length`` as given,
+else chunked for HTTP/1.1 peers or close-delimited for HTTP/1.0 peers), suppressing body
+framing for ``HEAD`` requests, and adding ``connection: close`` whenever the connection
+will not be reused. A ``Response`` may be sent before any request was parsed (an error
+response). Sending an ``InformationalResponse`` with status 101 performs a protocol switch
+(only allowed when the request asked for an upgrade); afterwards
+:meth:`HTTP1Codec.take_trailing_data` hands back the bytes received after the request.
+
+``send`` raises ``ValueError`` for an event it cannot frame safely. A header name or value
+that is not allowed on the wire (for example one containing CR or LF) is refused *before*
+anything changes: nothing is written and the codec can still send. An event that breaks the
+message framing (more or less body than the declared ``content-length``, an event out of
+order) leaves the codec unable to send (:attr:`HTTP1Codec.can_send` false): the connection
+must close after what was already written.
+
+**Cycles.** When the request and the response are both complete the connection calls
+:meth:`HTTP1Codec.start_next_cycle`, which returns False if the connection must not carry
+another request (either side said ``connection: close``, an HTTP/1.0 client, a
+close-delimited response). :attr:`HTTP1Codec.must_close` tells the same as soon as the
+response has ended, so the connection can close without waiting for anything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Protocol, final
+
+import h11
+
+from hypercorn.protocol.events import (
+    Body,
+    Data,
+    EndBody,
+    EndData,
+    InformationalResponse,
+    Request,
+    Response,
+    Trailers,
+)
+
+if TYPE_CHECKING:
+    from hypercorn.config import Config
+    from hypercorn.typing import ConnectionState
+
+__all__ = (
+    "NEED_DATA",
+    "PAUSED",
+    "STREAM_ID",
+    "CodecEvent",
+    "CodecFactory",
+    "H11Codec",
+    "HTTP1Codec",
+    "ParseError",
+    "Wait",
+)
+
+#: HTTP/1.x carries one exchange at a time; every stream event uses this id.
+STREAM_ID = 1
+
+
+class Wait(Enum):
+    """Why :meth:`HTTP1Codec.next_event` has no event to return."""
+
+    #: More bytes are needed to complete the next event.
+    NEED_DATA = "NEED_DATA"
+    #: The request is complete; nothing more is parsed until the next cycle starts.
+    PAUSED = "PAUSED"
+
+    def __repr__(self) -> str:
+        return self.value
+
+
+NEED_DATA = Wait.NEED_DATA
+PAUSED = Wait.PAUSED
+
+
+@dataclass(frozen=True, slots=True)
+class ParseError:
+    """The peer sent bytes that are not acceptable HTTP/1.x.
+
+    ``status_hint`` is the status to answer with (400, 431, 505, ...); ``reason`` says
+    what was wrong, for logs and tests.
+    """
+
+    status_hint: int
+    reason: str
+
+
+#: What :meth:`HTTP1Codec.next_event` returns.
+CodecEvent = Request | Body | Trailers | EndBody | ParseError | Wait
+
+#: Anything a codec can frame.
+Outgoing = Response | InformationalResponse | Data | EndData
+
+
+class HTTP1Codec(Protocol):
+    """HTTP/1.x parsing and serialising for one server-side connection (see the module)."""
+
+    @property
+    def can_send(self) -> bool:
+        """False once a :meth:`send` failed in a way that broke the outgoing framing."""
+
+    @property
+    def must_close(self) -> bool:
+        """True once the exchange in progress is known to be the connection's last."""
+
+    @property
+    def buffered(self) -> int:
+        """How many received bytes wait unparsed (for bounds checks; may cost a copy)."""
+
+    def receive_data(self, data: bytes) -> None:
+        """Add bytes from the peer (never ``b""``)."""
+
+    def next_event(self) -> CodecEvent:
+        """The next request event, :data:`NEED_DATA`, :data:`PAUSED` or a ParseError."""
+
+    def send(self, event: Outgoing) -> bytes:
+        """Serialise ``event``; ValueError if it cannot be framed safely."""
+
+    def start_next_cycle(self) -> bool:
+        """Both sides finished the exchange: get ready for the next request.
+
+        Returns False (and changes nothing) if the connection must close instead.
+        """
+
+    def take_trailing_data(self) -> bytes:
+        """After a protocol switch, the received bytes that followed the request."""
+
+
+#: Makes the codec of a new connection: ``factory(config, state)`` (e.g. :class:`H11Codec`).
+CodecFactory = Callable[["Config", "ConnectionState"], HTTP1Codec]
+
+_SUPPORTED_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
+_REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
+
+
+@final
+class H11Codec:
+    """:class:`HTTP1Codec` on h11 (``h11.Connection`` in the server role).
+
+    ``config`` supplies ``h11_max_incomplete_size`` (a request head that does not fit is a
+    431 ``ParseError``) and ``h11_pass_raw_headers``; ``state`` is put on every
+    ``Request`` it makes. Header validation and body framing are h11's: a response header
+    h11 refuses is a ``ValueError`` raised before h11 sees the event.
+    """
+
+    __slots__ = ("_conn", "_pending_end", "_raw_headers", "_request_complete", "_state")
+
+    def __init__(self, config: Config, state: ConnectionState) -> None:
+        self._conn = h11.Connection(
+            h11.SERVER, max_incomplete_event_size=config.h11_max_incomplete_size
+        )
+        self._raw_headers = config.h11_pass_raw_headers
+        self._state = state
+        self._request_complete = False
+        self._pending_end = False  # Trailers were returned; EndBody comes next
+
+    @property
+    def can_send(self) -> bool:
+        """False once h11 put our side in its ERROR state."""
+        return self._conn.our_state is not h11.ERROR
+
+    @property
+    def must_close(self) -> bool:
+        """True when h11 will not reuse the connection after this exchange."""
+        conn = self._conn
+        return conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE
+
+    @property
+    def buffered(self) -> int:
+        """The number of bytes h11 holds unparsed."""
+        return len(self._conn.trailing_data[0])
+
+    def receive_data(self, data: bytes) -> None:
+        """Add bytes from the peer (never ``b""``)."""
+        self._conn.receive_data(data)
+
+    def next_event(self) -> CodecEvent:
+        """The next request event (see the module docstring)."""
+        if self._request_complete:
+            return PAUSED
+        if self._pending_end:
+            self._pending_end = False
+            self._request_complete = True
+            return EndBody(stream_id=STREAM_ID)
+        try:
+            event = self._conn.next_event()
+        except h11.RemoteProtocolError as error:
+            return ParseError(error.error_status_hint, str(error))
+        if isinstance(event, h11.Data):
+            return Body(stream_id=STREAM_ID, data=bytes(event.data))
+        if isinstance(event, h11.Request):
+            return self._request(event)
+        if isinstance(event, h11.EndOfMessage):
+            if event.headers:
+                self._pending_end = True
+                return Trailers(stream_id=STREAM_ID, headers=self._headers(event))
+            self._request_complete = True
+            return EndBody(stream_id=STREAM_ID)
+        if event is h11.NEED_DATA:
+            return NEED_DATA
+        if event is h11.PAUSED:
+            return PAUSED
+        # ConnectionClosed cannot happen (end of input is never fed to h11); anything
+        # else would be an h11 bug. Either way the peer cannot be served.
+        return ParseError(400, f"unexpected h11 event {event!r}")
+
+    def _headers(self, event: h11.Request | h11.EndOfMessage) -> list[tuple[bytes, bytes]]:
+        if self._raw_headers:
+            return event.headers.raw_items()
+        return list(event.headers)
+
+    def _request(self, event: h11.Request) -> Request | ParseError:
+        version = _SUPPORTED_VERSIONS.get(event.http_version)
+        if version is None:
+            return ParseError(
+                505, f"HTTP version {event.http_version.decode('ascii')} is not supported"
+            )
+        framing = 0
+        for name, _ in event.headers:
+            if name == b"content-length":
+                framing |= 1
+            elif name == b"transfer-encoding":
+                framing |= 2
+        if framing == 3:
+            # RFC 9112 §6.1: h11 would read such a request as chunked but keep the
+            # connection open, which request smuggling feeds on; refuse it instead.
+            return ParseError(400, "both Content-Length and Transfer-Encoding were sent")
+        return Request(
+            stream_id=STREAM_ID,
+            headers=self._headers(event),
+            http_version=version,
+            method=event.method.decode("ascii").upper(),
+            raw_path=event.target,
+            state=self._state,
+        )
+
+    def send(self, event: Outgoing) -> bytes:
+        """Serialise ``event`` (see the module docstring for the errors)."""
+        h11_event: h11.Event
+        try:
+            # Building the h11 event validates it without touching the connection state.
+            if isinstance(event, Data):
+                h11_event = h11.Data(data=event.data)
+            elif isinstance(event, Response):
+                h11_event = h11.Response(
+                    status_code=event.status_code,
+                    headers=event.headers,
+                    reason=_REASONS.get(event.status_code, b""),
+                )
+            elif isinstance(event, InformationalResponse):
+                h11_event = h11.InformationalResponse(
+                    status_code=event.status_code,
+                    headers=event.headers,
+                    reason=_REASONS.get(event.status_code, b""),
+                )
+            elif isinstance(event, EndData):
+                h11_event = h11.EndOfMessage()
+            else:
+                raise TypeError(f"An HTTP/1.1 codec cannot send {type(event).__name__}")
+        except h11.LocalProtocolError as error:
+            raise ValueError(f"Cannot send this response: {error}") from None
+        try:
+            return self._conn.send(h11_event)
+        except h11.LocalProtocolError as error:
+            raise ValueError(f"Cannot send {type(event).__name__} now: {error}") from None
+
+    def start_next_cycle(self) -> bool:
+        """Reset h11 for the next request; False if h11 says the connection must close."""
+        conn = self._conn
+        if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+            return False
+        conn.start_next_cycle()
+        self._request_complete = False
+        return True
+
+    def take_trailing_data(self) -> bytes:
+        """The bytes h11 received after the request (after a protocol switch)."""
+        return self._conn.trailing_data[0]
