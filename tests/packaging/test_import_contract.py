@@ -34,6 +34,7 @@ CLEAN_TREE = {
     "logging.py": "import logging\n",
     "statsd.py": "import hypercorn.logging\n",
     "utils.py": "import hypercorn.config\n",
+    "protocol/__init__.py": "import h11\nimport hypercorn.config\n",
     "_about/workers.py": "__version__ = '0'\n",
 }
 
@@ -89,6 +90,10 @@ def test_a_tree_that_points_down_is_kept(tmp_path: Path) -> None:
         ("trio/__init__.py", "import hypercorn.run\n", "workers imports runner"),
         ("trio/__init__.py", "import hypercorn.asyncio\n", "one backend imports the other"),
         ("logging.py", "import asyncio\n", "the vocabulary imports an event loop"),
+        ("protocol/h11.py", "import time\n", "the protocol layer reads the clock"),
+        ("protocol/h11.py", "import socket\n", "the protocol layer touches sockets"),
+        ("protocol/h2.py", "from hypercorn import logging\n", "the protocol layer logs"),
+        ("protocol/h2.py", "import hypercorn.run\n", "the protocol layer imports runner"),
         ("unlisted.py", "", "a module that no layer names"),
     ],
 )

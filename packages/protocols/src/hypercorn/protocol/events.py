@@ -149,7 +149,8 @@ class SpawnApp:
     ``connection.app_receive(stream_id)`` (waiting for :class:`ReceiveReady` when there are
     none), ``send`` passes messages to ``connection.app_send(stream_id, message)`` (then
     waits for :class:`SendReady` while ``connection.can_send(stream_id)`` is false), and the
-    end of the application is reported with ``connection.app_finished(stream_id, exc)``.
+    end of the application (return or exception) is reported with
+    ``connection.app_finished(stream_id)``.
     """
 
     stream_id: int
@@ -206,4 +207,3 @@ class H2Switch:
     data: bytes
     request: Request | None = None
     settings: bytes | None = None
-
