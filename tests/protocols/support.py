@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypercorn.config import Config
-from hypercorn.protocol.context import ProtocolContext
+from hypercorn.protocol.context import ProtocolContext, Stream
 from hypercorn.protocol.events import DriverEvent, Event
 
+Headers = list[tuple[bytes, bytes]]
+
 DATE = b"Tue, 24 Nov 2026 00:00:00 GMT"
+#: The peer and local addresses the connections and streams under test are given.
+CLIENT = ("127.0.0.1", 51000)
+SERVER = ("127.0.0.1", 8000)
 
 
 def make_context(config: Config | None = None, *, now: float = 1000.0) -> ProtocolContext:
@@ -34,3 +41,16 @@ class RecordingOwner:
     def take_driver(self) -> list[DriverEvent]:
         driver, self.driver = self.driver, []
         return driver
+
+
+def drain(stream: Stream) -> list[Any]:
+    """Every message waiting in the stream's inbox, in order (the inbox is left empty)."""
+    messages: list[Any] = []
+    while (message := stream.app_receive()) is not None:
+        messages.append(message)
+    return messages
+
+
+def wants_data(stream: Stream) -> bool:
+    """``stream.wants_data``, read through a call so that mypy does not narrow it."""
+    return stream.wants_data

@@ -42,12 +42,8 @@ from hypercorn.protocol.events import (
 from hypercorn.protocol.h11 import H2_PREFACE, STREAM_ID, H11Connection
 from hypercorn.protocol.http1 import NEED_DATA, PAUSED, CodecFactory, H11Codec, ParseError
 from hypercorn.typing import ASGIReceiveEvent, ConnectionState, HTTPScope, WWWScope
-from tests.protocols.support import DATE, make_context
+from tests.protocols.support import CLIENT, DATE, SERVER, Headers, make_context
 
-Headers = list[tuple[bytes, bytes]]
-
-CLIENT = ("127.0.0.1", 51000)
-SERVER = ("127.0.0.1", 8000)
 H2_FULL_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 #: Every HTTP/1 codec the connection can use; the tables below run against each.

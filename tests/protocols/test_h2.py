@@ -45,12 +45,9 @@ from hypercorn.protocol.events import (
 from hypercorn.protocol.h2 import BUFFER_HIGH_WATER, BUFFER_LOW_WATER, H2Connection
 from hypercorn.protocol.h2_flow import RFC7540Scheduler, RoundRobinScheduler, StreamScheduler
 from hypercorn.typing import ASGISendEvent
-from tests.protocols.support import DATE, make_context
+from tests.protocols.h2_support import split_frames
+from tests.protocols.support import CLIENT, DATE, SERVER, Headers, make_context
 
-Headers = list[tuple[bytes, bytes]]
-
-CLIENT = ("127.0.0.1", 51000)
-SERVER = ("127.0.0.1", 8000)
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DEFAULT_HEADERS: Headers = [(b"date", DATE), (b"server", b"hypercorn-h2")]
 
@@ -58,19 +55,6 @@ DEFAULT_HEADERS: Headers = [(b"date", DATE), (b"server", b"hypercorn-h2")]
 # ---------------------------------------------------------------------------------------
 # The in-memory pair
 # ---------------------------------------------------------------------------------------
-
-
-def split_frames(data: bytes) -> list[tuple[Frame, bytes]]:
-    """Parse whole frames (the server only ever writes whole frames)."""
-    frames: list[tuple[Frame, bytes]] = []
-    view = memoryview(data)
-    index = 0
-    while index < len(data):
-        frame, length = Frame.parse_frame_header(view[index : index + 9])
-        frame.parse_body(view[index + 9 : index + 9 + length])
-        frames.append((frame, data[index : index + 9 + length]))
-        index += 9 + length
-    return frames
 
 
 def make_client(

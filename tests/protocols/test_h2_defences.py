@@ -38,8 +38,8 @@ from hypercorn.protocol.h2_limits import (
     FrameGuard,
     ResetBudget,
 )
-from tests.protocols.support import make_context
-from tests.protocols.test_h2 import CLIENT, SERVER, split_frames
+from tests.protocols.h2_support import split_frames
+from tests.protocols.support import CLIENT, SERVER, make_context
 
 
 def raw_frame(frame_type: int, flags: int, stream_id: int, payload: bytes) -> bytes:

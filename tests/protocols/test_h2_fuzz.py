@@ -29,8 +29,7 @@ from hypercorn.config import Config
 from hypercorn.protocol.events import SpawnApp
 from hypercorn.protocol.h2 import H2Connection
 from hypercorn.protocol.h2_limits import PREFACE
-from tests.protocols.support import make_context
-from tests.protocols.test_h2 import CLIENT, SERVER
+from tests.protocols.support import CLIENT, SERVER, make_context
 
 MAX_STREAMS = 8
 FRAME_SIZE = 16384

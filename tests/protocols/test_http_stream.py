@@ -36,12 +36,16 @@ from hypercorn.protocol.http_stream import (
 )
 from hypercorn.typing import ASGISendEvent, ConnectionState, HTTPScope
 from hypercorn.utils import UnexpectedMessageError
-from tests.protocols.support import RecordingOwner, make_context
+from tests.protocols.support import (
+    CLIENT,
+    SERVER,
+    Headers,
+    RecordingOwner,
+    drain,
+    make_context,
+    wants_data,
+)
 
-Headers = list[tuple[bytes, bytes]]
-
-CLIENT = ("127.0.0.1", 51000)
-SERVER = ("127.0.0.1", 8000)
 SID = 3
 
 START: ASGISendEvent = {"type": "http.response.start", "status": 200, "headers": []}
@@ -104,17 +108,6 @@ def state_of(stream: HTTPStream) -> ASGIHTTPState:
 
 def is_closed(stream: HTTPStream) -> bool:
     return stream.closed
-
-
-def wants_data(stream: HTTPStream) -> bool:
-    return stream.wants_data
-
-
-def drain(stream: HTTPStream) -> list[Any]:
-    messages: list[Any] = []
-    while (message := stream.app_receive()) is not None:
-        messages.append(message)
-    return messages
 
 
 def ended(owner: RecordingOwner) -> list[StreamEnded]:

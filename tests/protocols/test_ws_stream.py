@@ -51,12 +51,16 @@ from hypercorn.protocol.ws_handshake import accept_token
 from hypercorn.protocol.ws_stream import ASGIWebsocketState, Handshake, WSStream
 from hypercorn.typing import ASGISendEvent, ConnectionState, WebsocketScope
 from hypercorn.utils import UnexpectedMessageError
-from tests.protocols.support import RecordingOwner, make_context
+from tests.protocols.support import (
+    CLIENT,
+    SERVER,
+    Headers,
+    RecordingOwner,
+    drain,
+    make_context,
+    wants_data,
+)
 
-Headers = list[tuple[bytes, bytes]]
-
-CLIENT = ("127.0.0.1", 51000)
-SERVER = ("127.0.0.1", 8000)
 SID = 1
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="  # The example key of RFC 6455 §1.3.
 ACCEPT: ASGISendEvent = {"type": "websocket.accept"}
@@ -169,13 +173,6 @@ def make_stream(
     return stream, owner
 
 
-def inbox(stream: WSStream) -> list[Any]:
-    messages = []
-    while (message := stream.app_receive()) is not None:
-        messages.append(message)
-    return messages
-
-
 def started(
     request: Request, config: Config | None = None, *, ssl: bool = False
 ) -> tuple[WSStream, RecordingOwner]:
@@ -183,7 +180,7 @@ def started(
     stream, owner = make_stream(config, ssl=ssl)
     stream.handle(request)
     assert [type(event) for event in owner.take_driver()] == [SpawnApp, ReceiveReady]
-    assert inbox(stream) == [{"type": "websocket.connect"}]
+    assert drain(stream) == [{"type": "websocket.connect"}]
     return stream, owner
 
 
@@ -214,10 +211,6 @@ def accepted_h2(
 def state_of(stream: WSStream) -> ASGIWebsocketState:
     """The stream's state, read through a call so that mypy does not narrow it."""
     return stream.state
-
-
-def wants_data(stream: WSStream) -> bool:
-    return stream.wants_data
 
 
 def ended(owner: RecordingOwner) -> list[StreamEnded]:
@@ -263,7 +256,7 @@ def test_any_bytes_after_accept_end_in_a_clean_state(case: tuple[bool, list[byte
         stream.handle(Body(stream_id=SID, data=piece))  # Never raises.
     sent = owner.take_sent()
     assert all(isinstance(event, Data | EndData) for event in sent)
-    messages = inbox(stream)
+    messages = drain(stream)
     assert all(m["type"] in ("websocket.receive", "websocket.disconnect") for m in messages)
     if EndData(stream_id=SID) in sent:
         assert sent[-1] == EndData(stream_id=SID)
@@ -579,7 +572,7 @@ def test_echo_text_and_bytes(version: str) -> None:
     stream.handle(peer.send(TextMessage(data="héllo")))
     stream.handle(peer.send(BytesMessage(data=b"\x00\x01")))
     assert owner.take_driver() == [ReceiveReady(SID)]
-    received = inbox(stream)
+    received = drain(stream)
     assert received == [
         {"type": "websocket.receive", "bytes": None, "text": "héllo"},
         {"type": "websocket.receive", "bytes": b"\x00\x01", "text": None},
@@ -602,7 +595,7 @@ def test_fragmented_messages_are_reassembled() -> None:
     stream.handle(peer.send(BytesMessage(data=b"ab", message_finished=False)))
     stream.handle(peer.send(BytesMessage(data=b"", message_finished=False)))
     stream.handle(peer.send(BytesMessage(data=b"cd", message_finished=True)))
-    assert inbox(stream) == [
+    assert drain(stream) == [
         {"type": "websocket.receive", "bytes": None, "text": "hello"},
         {"type": "websocket.receive", "bytes": b"abcd", "text": None},
     ]
@@ -613,7 +606,7 @@ def test_frames_split_across_body_events() -> None:
     data = peer.send(TextMessage(data="x" * 300)).data + peer.send(TextMessage(data="y")).data
     for index in range(len(data)):
         stream.handle(Body(stream_id=SID, data=data[index : index + 1]))
-    assert inbox(stream) == [
+    assert drain(stream) == [
         {"type": "websocket.receive", "bytes": None, "text": "x" * 300},
         {"type": "websocket.receive", "bytes": None, "text": "y"},
     ]
@@ -625,7 +618,7 @@ def test_ping_is_answered_with_pong() -> None:
     assert peer.receive(owner.take_sent()) == [Pong(payload=b"are you there")]
     stream.handle(peer.send(Pong(payload=b"unsolicited")))
     assert owner.take_sent() == []
-    assert inbox(stream) == []
+    assert drain(stream) == []
 
 
 @pytest.mark.parametrize(
@@ -672,7 +665,7 @@ def test_permessage_deflate_round_trip(version: str) -> None:
     assert body.data[0] & 0x40  # RSV1: the client compressed the message.
     assert len(body.data) < len(text) // 10
     stream.handle(body)
-    assert inbox(stream) == [{"type": "websocket.receive", "bytes": None, "text": text}]
+    assert drain(stream) == [{"type": "websocket.receive", "bytes": None, "text": text}]
     stream.app_send({"type": "websocket.send", "bytes": b"\x07" * 10_000})
     sent = owner.take_sent()
     [data] = sent
@@ -734,7 +727,7 @@ def test_compressed_bomb_is_stopped_by_the_size_limit() -> None:
     stream.handle(body)
     events = peer.receive(owner.take_sent())
     assert events == [CloseConnection(code=1009, reason="message too big")]
-    assert inbox(stream) == [{"type": "websocket.disconnect", "code": 1009}]
+    assert drain(stream) == [{"type": "websocket.disconnect", "code": 1009}]
 
 
 # ---------------------------------------------------------------------------------------
@@ -748,7 +741,7 @@ def test_message_over_the_limit_closes_1009(fragmented: bool) -> None:
     config.websocket_max_message_size = 10
     stream, owner, peer = accepted_h11(config)
     stream.handle(peer.send(BytesMessage(data=b"0123456789")))  # Exactly the limit is fine.
-    assert inbox(stream) == [{"type": "websocket.receive", "bytes": b"0123456789", "text": None}]
+    assert drain(stream) == [{"type": "websocket.receive", "bytes": b"0123456789", "text": None}]
     owner.take_driver()
     if fragmented:
         stream.handle(peer.send(TextMessage(data="012345", message_finished=False)))
@@ -762,7 +755,7 @@ def test_message_over_the_limit_closes_1009(fragmented: bool) -> None:
     assert len(events) == 1
     assert isinstance(events[0], CloseConnection)
     assert events[0].code == 1009
-    assert inbox(stream) == [{"type": "websocket.disconnect", "code": 1009}]
+    assert drain(stream) == [{"type": "websocket.disconnect", "code": 1009}]
     [stream_ended] = ended(owner)
     assert stream_ended.response is not None
     assert stream_ended.response["status"] == 101
@@ -793,7 +786,7 @@ def test_protocol_error_closes_with_wsproto_code(raw: bytes, code: int) -> None:
     [close] = peer.receive(sent)
     assert isinstance(close, CloseConnection)
     assert close.code == code
-    assert inbox(stream) == [{"type": "websocket.disconnect", "code": code}]
+    assert drain(stream) == [{"type": "websocket.disconnect", "code": code}]
     assert len(ended(owner)) == 1
     stream.handle(Body(stream_id=SID, data=raw))  # Ignored: the WebSocket is over.
     assert owner.take_sent() == []
@@ -811,7 +804,7 @@ def test_client_close_is_answered_and_passed_to_app(code: int, reason: str) -> N
     sent = owner.take_sent()
     assert sent[-1] == EndData(stream_id=SID)
     assert peer.receive(sent) == [CloseConnection(code=code, reason=reason)]
-    assert inbox(stream) == [{"type": "websocket.disconnect", "code": code}]
+    assert drain(stream) == [{"type": "websocket.disconnect", "code": code}]
     [stream_ended] = ended(owner)
     assert stream_ended.response is not None
     assert stream_ended.response["status"] == 101
@@ -829,7 +822,7 @@ def test_client_close_without_code_is_1005() -> None:
     stream, owner, peer = accepted_h2()
     stream.handle(Body(stream_id=SID, data=b"\x88\x80\x00\x00\x00\x00"))  # Empty close.
     assert peer.receive(owner.take_sent()) == [CloseConnection(code=1005, reason="")]
-    assert inbox(stream) == [{"type": "websocket.disconnect", "code": 1005}]
+    assert drain(stream) == [{"type": "websocket.disconnect", "code": 1005}]
 
 
 @pytest.mark.parametrize("when", ["handshake", "accepted", "app closed"])
@@ -841,12 +834,12 @@ def test_peer_vanishing_is_1006_once(when: str) -> None:
     if when == "app closed":
         stream.app_send({"type": "websocket.close", "code": 1000})
         owner.take_sent()
-        assert inbox(stream) == [{"type": "websocket.disconnect", "code": 1000}]
+        assert drain(stream) == [{"type": "websocket.disconnect", "code": 1000}]
         owner.take_driver()
     stream.handle(StreamClosed(stream_id=SID))
     stream.handle(StreamClosed(stream_id=SID))
     expected = [] if when == "app closed" else [{"type": "websocket.disconnect", "code": 1006}]
-    assert inbox(stream) == expected
+    assert drain(stream) == expected
     assert len(ended(owner)) == (0 if when == "app closed" else 1)
     assert owner.take_sent() == []  # Nobody to tell.
     # The app's later messages are dropped (it may not know yet).
@@ -864,7 +857,7 @@ def test_http2_end_of_stream_without_close_is_1006() -> None:
     stream, owner, _ = accepted_h2()
     stream.handle(EndBody(stream_id=SID))
     assert owner.take_sent() == [EndData(stream_id=SID)]
-    assert inbox(stream) == [{"type": "websocket.disconnect", "code": 1006}]
+    assert drain(stream) == [{"type": "websocket.disconnect", "code": 1006}]
     assert len(ended(owner)) == 1
     stream.handle(EndBody(stream_id=SID))
     assert owner.take_sent() == []
@@ -876,7 +869,7 @@ def test_http2_end_of_stream_after_close_is_nothing() -> None:
     owner.take_sent()
     stream.handle(EndBody(stream_id=SID))
     assert owner.take_sent() == []
-    assert inbox(stream) == [{"type": "websocket.disconnect", "code": 1000}]
+    assert drain(stream) == [{"type": "websocket.disconnect", "code": 1000}]
 
 
 def test_http11_end_of_request_is_not_the_end() -> None:
@@ -884,7 +877,7 @@ def test_http11_end_of_request_is_not_the_end() -> None:
     stream.handle(EndBody(stream_id=SID))  # The GET's (empty) body ended.
     stream.handle(Trailers(stream_id=SID, headers=[]))
     assert owner.take_sent() == []
-    assert inbox(stream) == []
+    assert drain(stream) == []
     stream.app_send(ACCEPT)
     assert stream.state is ASGIWebsocketState.CONNECTED
 
@@ -908,7 +901,7 @@ def test_app_close(code: int | None, reason: str | None, expected: CloseConnecti
     sent = owner.take_sent()
     assert sent[-1] == EndData(stream_id=SID)
     assert peer.receive(sent) == [expected]
-    assert inbox(stream) == [{"type": "websocket.disconnect", "code": expected.code}]
+    assert drain(stream) == [{"type": "websocket.disconnect", "code": expected.code}]
     assert stream.state is ASGIWebsocketState.CLOSED
     assert len(ended(owner)) == 1
     with pytest.raises(UnexpectedMessageError):
@@ -964,7 +957,7 @@ def test_close_before_accept_is_403(version: str) -> None:
     assert (b"content-length", b"0") in response.headers
     assert ((b"connection", b"close") in response.headers) is (version == "1.1")
     assert end == EndData(stream_id=SID)
-    assert inbox(stream) == [{"type": "websocket.disconnect", "code": 1006}]
+    assert drain(stream) == [{"type": "websocket.disconnect", "code": 1006}]
     [stream_ended] = ended(owner)
     assert stream_ended.response is not None
     assert stream_ended.response["status"] == 403
@@ -1001,7 +994,7 @@ def test_denial_response(version: str) -> None:
         EndData(stream_id=SID),
     ]
     assert state_of(stream) is ASGIWebsocketState.HTTPCLOSED
-    assert inbox(stream) == [{"type": "websocket.disconnect", "code": 1006}]
+    assert drain(stream) == [{"type": "websocket.disconnect", "code": 1006}]
     [stream_ended] = ended(owner)
     assert stream_ended.response == {"status": 401, "headers": headers}
     stream.app_finished()
@@ -1070,7 +1063,7 @@ def test_app_exit_while_open_closes_1011() -> None:
     sent = owner.take_sent()
     assert sent[-1] == EndData(stream_id=SID)
     assert peer.receive(sent) == [CloseConnection(code=1011, reason="")]
-    assert inbox(stream) == []  # Nobody is listening any more.
+    assert drain(stream) == []  # Nobody is listening any more.
     [stream_ended] = ended(owner)
     assert stream_ended.response is not None
     assert stream_ended.response["status"] == 101
@@ -1089,7 +1082,7 @@ def test_app_exit_before_anything_is_500(version: str) -> None:
     assert response.status_code == 500
     assert ((b"connection", b"close") in response.headers) is (version == "1.1")
     assert isinstance(end, EndData)
-    assert inbox(stream) == []
+    assert drain(stream) == []
     assert len(ended(owner)) == 1
     assert stream.closed
 
@@ -1101,7 +1094,7 @@ def test_body_before_accept_is_400() -> None:
     response, _ = owner.take_sent()
     assert isinstance(response, Response)
     assert response.status_code == 400
-    assert inbox(stream) == [{"type": "websocket.disconnect", "code": 1006}]
+    assert drain(stream) == [{"type": "websocket.disconnect", "code": 1006}]
     stream.app_send(ACCEPT)  # The app does not know yet: dropped.
     assert owner.take_sent() == []
 
@@ -1174,7 +1167,7 @@ def test_wants_data_follows_the_inbox() -> None:
     assert isinstance(response, Response)
     peer.accept(response)
     assert wants_data(stream)  # websocket.connect waits, below the bound.
-    assert inbox(stream) == [{"type": "websocket.connect"}]
+    assert drain(stream) == [{"type": "websocket.connect"}]
     owner.take_driver()
     for index in range(3):
         stream.handle(peer.send(TextMessage(data=str(index))))
@@ -1186,7 +1179,7 @@ def test_wants_data_follows_the_inbox() -> None:
     assert not wants_data(stream)
     stream.handle(StreamClosed(stream_id=SID))  # The disconnect goes past the bound...
     assert wants_data(stream)  # ... and anything after it would be discarded.
-    assert len(inbox(stream)) == 4
+    assert len(drain(stream)) == 4
     stream.app_finished()
     assert wants_data(stream)
 
@@ -1247,4 +1240,4 @@ def test_accept_data_can_arrive_during_the_response() -> None:
     stream = WSStream(make_context(), owner, SID, ssl=False, client=None, server=None)
     stream.handle(peer.request)
     stream.app_send(ACCEPT)
-    assert inbox(stream)[-1] == {"type": "websocket.receive", "bytes": None, "text": "early"}
+    assert drain(stream)[-1] == {"type": "websocket.receive", "bytes": None, "text": "early"}

@@ -60,7 +60,7 @@ class ProtocolContext:
         return self._date
 
     def set_date(self, date: bytes) -> None:
-        """Set the ``date`` header value, e.g. the wall-clock time formatted by :func:`http_date`."""
+        """Set the ``date`` header value: the wall-clock time formatted by :func:`http_date`."""
         if date != self._date:
             self._date = date
             self._default_headers.clear()

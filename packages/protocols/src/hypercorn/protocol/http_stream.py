@@ -8,25 +8,24 @@ events for the connection to frame and driver events (``SpawnApp``, ``ReceiveRea
 ``StreamEnded``) for the driver. It never adds ``date``/``server``/``alt-svc``: the
 connection appends its default headers to every response head it frames.
 
+The rules every ASGI stream shares (the scope fields common to both scope types, the
+inbox, ``wants_data``, how ``app_send`` screens messages, ``StreamEnded``/``closed``, and the
+headers of server-generated errors) are stated in :mod:`hypercorn.protocol.asgi_stream`.
+
 Rules this module enforces
 ==========================
 
-**Scope.** ``handle(Request)`` builds the ``http`` scope (ASGI spec 2.1): ``path`` is the
-part of the request target before ``?``, percent-decoded and then decoded as UTF-8;
-``raw_path`` is that same part undecoded; ``query_string`` the part after ``?``; ``state`` a
-shallow copy of the connection's state; ``extensions`` advertise trailers, server push and
-early hints on HTTP/2 and HTTP/3 only. A path that is not UTF-8 once decoded gets a 400 and
-no application; a ``Host`` not in ``server_names`` gets a 404 and no application; otherwise
-the stream asks the driver to start the application (``SpawnApp``).
+**Scope.** ``handle(Request)`` builds the ``http`` scope (ASGI spec 2.1) from the shared
+fields plus ``method``, ``http_version``, ``state`` (a shallow copy of the connection's
+state) and ``extensions``, which advertise trailers, server push and early hints on HTTP/2
+and HTTP/3 only. A path that is not UTF-8 once decoded gets a 400 and no application; a
+``Host`` not in ``server_names`` gets a 404 and no application; otherwise the stream asks the
+driver to start the application (``SpawnApp``).
 
 **Inbox** (what ``receive()`` returns). ``Body`` becomes ``http.request`` with
 ``more_body=True`` and ``EndBody`` becomes ``http.request`` with ``body=b""`` and
-``more_body=False``. Exactly one ``http.disconnect`` follows, queued when the stream closes:
-when the peer goes away (``StreamClosed`` in) or when the response is complete. Nothing is
-queued after it. ``ReceiveReady`` is emitted each time the inbox goes from empty to
-non-empty. :attr:`HTTPStream.wants_data` is false while ``max_app_queue_size`` messages
-wait; the connection then stops reading for this stream (the bound is advisory: a chunk
-that still arrives is queued, never dropped).
+``more_body=False``. The one ``http.disconnect`` is queued when the stream closes: when the
+peer goes away (``StreamClosed`` in) or when the response is complete.
 
 **100 Continue.** The first time the application calls ``receive()`` while the request said
 ``Expect: 100-continue``, its body is not complete and no final response was started, the
@@ -87,55 +86,35 @@ after the response completed, or       does nothing more
 after the peer went away
 =====================================  ================================================
 
-``StreamEnded`` is emitted exactly once, when the response's fate is settled: it was
-completed, a server error response was sent, it was aborted, or the peer went away. Its
-``response`` is the status and headers (as the application sent them, validated) of the head
-that was sent, or None when none was. :attr:`HTTPStream.closed` becomes true once that has
-happened *and* the application has finished (or was never started).
-
-Errors the server generates itself (400, 404, 500) carry ``content-length: 0``, and
-``connection: close`` on HTTP/1.x only (it is a connection-specific header, forbidden on
-HTTP/2 and HTTP/3).
+``StreamEnded`` is emitted when the response's fate is settled: it was completed, a server
+error response (400, 404, 500) was sent, it was aborted, or the peer went away. Its
+``response`` holds the headers as the application sent them (validated).
 """
 
 from __future__ import annotations
 
-from collections import deque
 from enum import Enum
 from typing import TYPE_CHECKING, Any, final
 
+from hypercorn.protocol.asgi_stream import HTTP1_VERSIONS, ASGIStream
 from hypercorn.protocol.events import (
     Body,
     Data,
     EndBody,
     EndData,
     InformationalResponse,
-    ReceiveReady,
     Request,
     Response,
-    SpawnApp,
     StreamClosed,
-    StreamEnded,
     Trailers,
 )
-from hypercorn.protocol.headers import header_tokens, split_target
-from hypercorn.typing import ConnectionState
-from hypercorn.utils import (
-    UnexpectedMessageError,
-    build_and_validate_headers,
-    suppress_body,
-    valid_server_name,
-)
+from hypercorn.protocol.headers import header_tokens
+from hypercorn.typing import ConnectionState, HTTPScope
+from hypercorn.utils import build_and_validate_headers, suppress_body, valid_server_name
 
 if TYPE_CHECKING:
-    from hypercorn.protocol.context import ProtocolContext, StreamOwner
     from hypercorn.protocol.events import Event
-    from hypercorn.typing import (
-        ASGIReceiveEvent,
-        ASGISendEvent,
-        HTTPScope,
-        ResponseSummary,
-    )
+    from hypercorn.typing import ASGIReceiveEvent
 
 __all__ = (
     "EARLY_HINTS_VERSIONS",
@@ -184,105 +163,36 @@ _ALLOWED: dict[str, frozenset[ASGIHTTPState]] = {
     "http.response.push": frozenset({_REQUEST, _RESPONSE}),
     "http.response.early_hint": frozenset({_REQUEST}),
 }
-_NOWHERE: frozenset[ASGIHTTPState] = frozenset()
-
-_HTTP1 = frozenset({"1.0", "1.1"})
-_ERROR_HEADERS_H1: Headers = [(b"content-length", b"0"), (b"connection", b"close")]
-_ERROR_HEADERS: Headers = [(b"content-length", b"0")]
 
 
 @final
-class HTTPStream:
+class HTTPStream(ASGIStream[ASGIHTTPState, HTTPScope]):
     """One HTTP request/response exchange, between its connection and its ASGI application.
 
-    Implements :class:`hypercorn.protocol.context.Stream`; the module docstring states the
-    rules. ``client`` and ``server`` are ``(host, port)`` or None (e.g. unix sockets).
+    The ``http`` scope's :class:`~hypercorn.protocol.asgi_stream.ASGIStream` (a
+    :class:`hypercorn.protocol.context.Stream`); the module docstring states its rules.
     """
 
     __slots__ = (
-        "_app_done",
-        "_body_complete",
-        "_client",
-        "_context",
-        "_disconnect_queued",
-        "_ended",
         "_expect_continue",
-        "_head_sent",
-        "_inbox",
         "_method",
-        "_owner",
-        "_peer_gone",
-        "_response_headers",
-        "_scheme",
-        "_scope",
         "_send_trailers",
-        "_server",
-        "_spawned",
-        "_status",
         "_te_trailers",
         "_trailer_headers",
-        "_version",
-        "state",
-        "stream_id",
     )
 
-    def __init__(
-        self,
-        context: ProtocolContext,
-        owner: StreamOwner,
-        stream_id: int,
-        *,
-        ssl: bool,
-        client: tuple[str, int] | None,
-        server: tuple[str, int] | None,
-    ) -> None:
-        self._context = context
-        self._owner = owner
-        #: The stream's id (1 for HTTP/1.1; the HTTP/2 or HTTP/3 stream id otherwise).
-        self.stream_id = stream_id
-        self._scheme = "https" if ssl else "http"
-        self._client = client
-        self._server = server
+    _SCHEME = "http"
+    _SECURE_SCHEME = "https"
+    _ALLOWED = _ALLOWED  # The module's table, read by ASGIStream.app_send.
+
+    def _init_fields(self) -> None:
         #: Where the application is in sending its response.
         self.state = ASGIHTTPState.REQUEST
-        self._scope: HTTPScope | None = None
         self._method = "GET"
-        self._version = "1.1"
-        self._inbox: deque[ASGIReceiveEvent] = deque()
-        self._spawned = False  # SpawnApp was emitted
-        self._app_done = False  # app_finished was called (or no app was started)
-        self._body_complete = False  # EndBody arrived
-        self._disconnect_queued = False
-        self._peer_gone = False  # StreamClosed arrived before the response was complete
-        self._ended = False  # StreamEnded was emitted
         self._expect_continue = False  # a 100 Continue may still be owed
         self._te_trailers = False  # the request said ``te: trailers``
-        self._status = 0
-        self._response_headers: Headers = []
         self._send_trailers = False  # the start said ``trailers=True``
-        self._head_sent = False
         self._trailer_headers: Headers = []
-
-    # -----------------------------------------------------------------------------------
-    # The Stream protocol: properties
-    # -----------------------------------------------------------------------------------
-
-    @property
-    def closed(self) -> bool:
-        """True once the response is settled and the application has finished."""
-        return self._ended and self._app_done
-
-    @property
-    def wants_data(self) -> bool:
-        """True while the inbox has room, or while request data would be discarded."""
-        if not self._spawned or self._disconnect_queued:
-            return True
-        return len(self._inbox) < self._context.config.max_app_queue_size
-
-    @property
-    def scope(self) -> HTTPScope | None:
-        """The scope built from the request (None before the ``Request`` event)."""
-        return self._scope
 
     # -----------------------------------------------------------------------------------
     # Events from the wire
@@ -295,7 +205,6 @@ class HTTPStream:
             if event.data:
                 self._put({"type": "http.request", "body": bytes(event.data), "more_body": True})
         elif isinstance(event, EndBody):
-            self._body_complete = True
             self._expect_continue = False
             self._put({"type": "http.request", "body": b"", "more_body": False})
         elif isinstance(event, StreamClosed):
@@ -304,15 +213,12 @@ class HTTPStream:
             self._handle_request(event)
 
     def _handle_request(self, request: Request) -> None:
-        if self._scope is not None:
-            raise RuntimeError(f"Stream {self.stream_id} was given a second Request")
+        path, shared = self._read_request(request)
         version = request.http_version
-        self._version = version
         self._method = request.method
-        path, raw_path, query_string = split_target(request.raw_path)
         extensions: dict[str, dict[Any, Any]] = (
             {}
-            if version in _HTTP1
+            if version in HTTP1_VERSIONS
             else {
                 "http.response.trailers": {},
                 "http.response.push": {},
@@ -324,14 +230,7 @@ class HTTPStream:
             "asgi": {"spec_version": "2.1", "version": "3.0"},
             "http_version": version,
             "method": request.method,
-            "scheme": self._scheme,
-            "path": raw_path.decode("latin-1") if path is None else path,
-            "raw_path": raw_path,
-            "query_string": query_string,
-            "root_path": self._context.config.root_path,
-            "headers": request.headers,
-            "client": self._client,
-            "server": self._server,
+            **shared,
             "state": ConnectionState(request.state.copy()),
             "extensions": extensions,
         }
@@ -353,20 +252,7 @@ class HTTPStream:
                 self._expect_continue = True
             elif lowered == b"te" and b"trailers" in header_tokens(value):
                 self._te_trailers = True
-        self._spawned = True
-        self._owner.driver_event(SpawnApp(self.stream_id, self._scope))
-
-    def _put(self, message: ASGIReceiveEvent) -> None:
-        if not self._spawned or self._disconnect_queued:
-            return  # No application, or it has been told the stream is over.
-        inbox = self._inbox
-        inbox.append(message)
-        if len(inbox) == 1:
-            self._owner.driver_event(ReceiveReady(self.stream_id))
-
-    def _queue_disconnect(self) -> None:
-        self._put({"type": "http.disconnect"})
-        self._disconnect_queued = True
+        self._spawn_app()
 
     def _peer_closed(self) -> None:
         self._expect_continue = False
@@ -377,9 +263,9 @@ class HTTPStream:
             # Closed before its request arrived: there is nothing to run or to log.
             self._ended = self._app_done = True
             return
-        self._peer_gone = True
+        self._drop_app_messages = True
         self.state = _CLOSED
-        self._queue_disconnect()
+        self._queue_disconnect({"type": "http.disconnect"})
         self._end(self._summary() if self._head_sent else None)
 
     # -----------------------------------------------------------------------------------
@@ -400,15 +286,7 @@ class HTTPStream:
         inbox = self._inbox
         return inbox.popleft() if inbox else None
 
-    def app_send(self, message: ASGISendEvent) -> None:
-        """Take a message from the application's ``send()`` (see the module's table)."""
-        if self._peer_gone:
-            return
-        message_type = message.get("type")
-        if not isinstance(message_type, str):
-            raise TypeError(f"An ASGI message needs a str 'type', not {message_type!r}")
-        if self.state not in _ALLOWED.get(message_type, _NOWHERE):
-            raise UnexpectedMessageError(self.state, message_type)
+    def _dispatch(self, message_type: str, message: Any) -> None:
         if message_type == "http.response.body":
             self._send_body(message)
         elif message_type == "http.response.start":
@@ -531,16 +409,7 @@ class HTTPStream:
             InformationalResponse(stream_id=self.stream_id, headers=headers, status_code=103)
         )
 
-    def app_finished(self) -> None:
-        """The application returned or raised: answer 500, abort, or do nothing."""
-        if self._app_done:
-            return
-        self._app_done = True
-        # Nobody will receive any more: free the inbox and discard further request data.
-        self._inbox.clear()
-        self._disconnect_queued = True
-        if self._ended:
-            return
+    def _app_left_early(self) -> None:
         if not self._head_sent:
             # Nothing sent yet (or only 1xx heads): a clean 500 is still possible.
             self._send_error_response(500)
@@ -569,27 +438,11 @@ class HTTPStream:
         """The response was sent in full."""
         self.state = _CLOSED
         self._owner.stream_send(EndData(stream_id=self.stream_id))
-        self._queue_disconnect()
+        self._queue_disconnect({"type": "http.disconnect"})
         self._end(self._summary())
 
     def _send_error_response(self, status: int) -> None:
-        headers = _ERROR_HEADERS_H1 if self._version in _HTTP1 else _ERROR_HEADERS
-        headers = list(headers)
         self.state = _CLOSED
-        self._head_sent = True
-        self._status = status
-        self._response_headers = headers
-        owner = self._owner
-        owner.stream_send(Response(stream_id=self.stream_id, headers=headers, status_code=status))
-        owner.stream_send(EndData(stream_id=self.stream_id))
+        self._send_error_head(status)
         # No disconnect to queue: there is no application, or it has already finished.
         self._end(self._summary())
-
-    def _summary(self) -> ResponseSummary:
-        return {"status": self._status, "headers": self._response_headers}
-
-    def _end(self, response: ResponseSummary | None) -> None:
-        # Called once: every caller runs only while ``_ended`` is false.
-        self._ended = True
-        assert self._scope is not None
-        self._owner.driver_event(StreamEnded(self.stream_id, self._scope, response))

@@ -7,17 +7,20 @@ every version: ``Body`` in, ``Data`` out. They are parsed and written by wsproto
 public API only (``wsproto.connection.Connection``, ``wsproto.events``,
 ``wsproto.extensions.PerMessageDeflate``); the opening handshake is ours (:class:`Handshake`).
 
+The rules every ASGI stream shares (the scope fields common to both scope types, the
+inbox, ``wants_data``, how ``app_send`` screens messages, ``StreamEnded``/``closed``, and the
+headers of server-generated errors) are stated in :mod:`hypercorn.protocol.asgi_stream`.
+
 Rules this module enforces
 ==========================
 
-**Handshake.** The scope (ASGI spec 2.3) is built as for HTTP (``path`` percent-decoded then
-UTF-8, ``raw_path`` without the query, a shallow copy of ``state``) with ``scheme``
-``ws``/``wss``, the offered ``subprotocols`` and the ``websocket.http.response`` extension.
+**Handshake.** The scope (ASGI spec 2.3) is built from the shared fields (``scheme``
+``ws``/``wss``) plus ``http_version``, a shallow copy of ``state``, the offered
+``subprotocols`` and the ``websocket.http.response`` extension.
 Then: a ``Host`` not in ``server_names`` gets a 404; an invalid handshake a 400 (see
 :meth:`Handshake.problem`; a bad ``sec-websocket-version`` adds ``sec-websocket-version: 13``,
 RFC 6455 §4.4; HTTP/1.0 is refused, RFC 6455 §4.1); a path that is not UTF-8 a 400;
-otherwise ``SpawnApp``, and the inbox gets ``websocket.connect``. Server errors (400, 403,
-404, 500) carry ``content-length: 0``, plus ``connection: close`` on HTTP/1.x only.
+otherwise ``SpawnApp``, and the inbox gets ``websocket.connect``.
 
 **Sending** is a state machine over :class:`ASGIWebsocketState` (``_ALLOWED`` is the data);
 a message out of order raises :class:`~hypercorn.utils.UnexpectedMessageError`, a malformed
@@ -67,45 +70,38 @@ accept or last ping plus the interval, and :meth:`WSStream.handle_timer` sends t
 
 from __future__ import annotations
 
-from collections import deque
 from enum import Enum
 from typing import TYPE_CHECKING, Any, final
 
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Message, Ping, TextMessage
 
+from hypercorn.protocol.asgi_stream import HTTP1_VERSIONS, ASGIStream
 from hypercorn.protocol.events import (
     Body,
     Data,
     EndBody,
     EndData,
-    ReceiveReady,
     Request,
     Response,
-    SpawnApp,
     StreamClosed,
-    StreamEnded,
 )
-from hypercorn.protocol.headers import split_target
 from hypercorn.protocol.ws_handshake import Handshake
 from hypercorn.typing import ConnectionState as ASGIConnectionState
-from hypercorn.utils import UnexpectedMessageError, build_and_validate_headers, valid_server_name
+from hypercorn.typing import WebsocketScope
+from hypercorn.utils import build_and_validate_headers, valid_server_name
 
 if TYPE_CHECKING:
     from wsproto.events import Event as WSEvent
 
-    from hypercorn.protocol.context import ProtocolContext, StreamOwner
     from hypercorn.protocol.events import Event
-    from hypercorn.typing import ASGIReceiveEvent, ASGISendEvent, ResponseSummary, WebsocketScope
+    from hypercorn.typing import ASGIReceiveEvent, ResponseSummary
 
 __all__ = ("ASGIWebsocketState", "Handshake", "WSStream")
 
 Headers = list[tuple[bytes, bytes]]
 
-_HTTP1 = frozenset({"1.0", "1.1"})
 _EXTENDED_CONNECT = frozenset({"2", "3"})
-_ERROR_HEADERS_H1: Headers = [(b"content-length", b"0"), (b"connection", b"close")]
-_ERROR_HEADERS: Headers = [(b"content-length", b"0")]
 #: Close codes an application may send: the ones a peer accepts on the wire (RFC 6455
 #: §7.4; 1004-1006 and 1015 are reserved or local-only, 1014 is unknown to many peers).
 _SENDABLE_CLOSE_CODES = frozenset({*range(1000, 1004), *range(1007, 1014), *range(3000, 5000)})
@@ -150,97 +146,41 @@ _ALLOWED: dict[str, frozenset[ASGIWebsocketState]] = {
     "websocket.http.response.start": frozenset({_HANDSHAKE}),
     "websocket.http.response.body": frozenset({_RESPONSE}),
 }
-_NOWHERE: frozenset[ASGIWebsocketState] = frozenset()
 
 
 @final
-class WSStream:
+class WSStream(ASGIStream[ASGIWebsocketState, WebsocketScope]):
     """One WebSocket, between its connection and its ASGI application.
 
-    Implements :class:`hypercorn.protocol.context.Stream`; the module docstring states the
-    rules. ``client`` and ``server`` are ``(host, port)`` or None (e.g. unix sockets).
+    The ``websocket`` scope's :class:`~hypercorn.protocol.asgi_stream.ASGIStream` (a
+    :class:`hypercorn.protocol.context.Stream`), wrapping a wsproto connection once accepted;
+    the module docstring states its rules.
     """
 
     __slots__ = (
-        "_app_done",
         "_byte_parts",
-        "_client",
-        "_context",
         "_deflate",
-        "_disconnect_queued",
-        "_drop_app_messages",
-        "_ended",
         "_handshake",
-        "_head_sent",
-        "_inbox",
         "_message_size",
         "_next_ping",
-        "_owner",
-        "_response_headers",
-        "_scheme",
-        "_scope",
-        "_server",
-        "_status",
         "_text_parts",
-        "_version",
         "_ws",
-        "state",
-        "stream_id",
     )
 
-    def __init__(
-        self,
-        context: ProtocolContext,
-        owner: StreamOwner,
-        stream_id: int,
-        *,
-        ssl: bool,
-        client: tuple[str, int] | None,
-        server: tuple[str, int] | None,
-    ) -> None:
-        self._context = context
-        self._owner = owner
-        #: The stream's id (1 for HTTP/1.1; the HTTP/2 or HTTP/3 stream id otherwise).
-        self.stream_id = stream_id
-        self._scheme = "wss" if ssl else "ws"
-        self._client = client
-        self._server = server
+    _SCHEME = "ws"
+    _SECURE_SCHEME = "wss"
+    _ALLOWED = _ALLOWED  # The module's table, read by ASGIStream.app_send.
+
+    def _init_fields(self) -> None:
         #: Where the application is in answering the WebSocket.
         self.state = ASGIWebsocketState.HANDSHAKE
-        self._scope: WebsocketScope | None = None
         self._handshake: Handshake | None = None
-        self._version = "1.1"
-        self._inbox: deque[ASGIReceiveEvent] = deque()
-        self._app_done = False  # app_finished was called, or no app was started
-        self._disconnect_queued = False  # the app was told (nothing is queued after that)
-        self._ended = False  # StreamEnded was emitted: the wire side is finished
-        self._drop_app_messages = False  # ended for a reason the app may not know yet
-        self._head_sent = False
-        self._status = 0
-        self._response_headers: Headers = []
         self._ws: Connection | None = None
         self._deflate = False
         self._text_parts: list[str] = []
         self._byte_parts: list[bytes] = []
         self._message_size = 0
         self._next_ping: float | None = None
-
-    @property
-    def closed(self) -> bool:
-        """True once the WebSocket (or the response) is over and the application finished."""
-        return self._ended and self._app_done
-
-    @property
-    def wants_data(self) -> bool:
-        """True while the inbox has room, or while incoming data would be discarded."""
-        if self._app_done or self._disconnect_queued:
-            return True
-        return len(self._inbox) < self._context.config.max_app_queue_size
-
-    @property
-    def scope(self) -> WebsocketScope | None:
-        """The scope built from the request (None before the ``Request`` event)."""
-        return self._scope
 
     # -----------------------------------------------------------------------------------
     # Events from the wire
@@ -256,30 +196,20 @@ class WSStream:
             self._peer_vanished()
         elif isinstance(event, EndBody):
             # HTTP/1.x: the end of the (empty) GET request, before the frames begin.
-            if self._version not in _HTTP1:
+            if self._version not in HTTP1_VERSIONS:
                 self._peer_ended()
         elif isinstance(event, Request):
             self._handle_request(event)
 
     def _handle_request(self, request: Request) -> None:
-        if self._scope is not None:
-            raise RuntimeError(f"Stream {self.stream_id} was given a second Request")
-        self._version = request.http_version
+        path, shared = self._read_request(request)
         handshake = Handshake(request.headers, request.http_version, request.method)
         self._handshake = handshake
-        path, raw_path, query_string = split_target(request.raw_path)
         self._scope = {
             "type": "websocket",
             "asgi": {"spec_version": "2.3", "version": "3.0"},
             "http_version": request.http_version,
-            "scheme": self._scheme,
-            "path": raw_path.decode("latin-1") if path is None else path,
-            "raw_path": raw_path,
-            "query_string": query_string,
-            "root_path": self._context.config.root_path,
-            "headers": request.headers,
-            "client": self._client,
-            "server": self._server,
+            **shared,
             "subprotocols": handshake.subprotocols,
             "state": ASGIConnectionState(request.state.copy()),
             "extensions": {"websocket.http.response": {}},
@@ -294,7 +224,7 @@ class WSStream:
             self._send_error_response(400)
         else:
             self._app_done = False
-            self._owner.driver_event(SpawnApp(self.stream_id, self._scope))
+            self._spawn_app()
             self._put({"type": "websocket.connect"})
 
     def _receive_bytes(self, data: bytes) -> None:
@@ -371,7 +301,7 @@ class WSStream:
         self._drop_app_messages = True
         if self.state is _CONNECTED:
             self.state = _CLOSED
-        self._queue_disconnect(_ABNORMAL_CLOSURE)
+        self._disconnect(_ABNORMAL_CLOSURE)
         self._end(self._summary() if self._head_sent else None)
 
     def _peer_ended(self) -> None:
@@ -388,36 +318,14 @@ class WSStream:
         self._drop_app_messages = True
         self._send_error_response(400)
 
-    def _put(self, message: ASGIReceiveEvent) -> None:
-        if self._app_done or self._disconnect_queued:
-            return  # No application, or it has been told the WebSocket is over.
-        inbox = self._inbox
-        inbox.append(message)
-        if len(inbox) == 1:
-            self._owner.driver_event(ReceiveReady(self.stream_id))
-
-    def _queue_disconnect(self, code: int) -> None:
-        self._put({"type": "websocket.disconnect", "code": code})
-        self._disconnect_queued = True
+    def _disconnect(self, code: int) -> None:
+        self._queue_disconnect({"type": "websocket.disconnect", "code": code})
 
     # -----------------------------------------------------------------------------------
     # The application's side
     # -----------------------------------------------------------------------------------
 
-    def app_receive(self) -> ASGIReceiveEvent | None:
-        """The next message for the application's ``receive()``, or None if none waits."""
-        inbox = self._inbox
-        return inbox.popleft() if inbox else None
-
-    def app_send(self, message: ASGISendEvent) -> None:
-        """Take a message from the application's ``send()`` (see the module's table)."""
-        if self._drop_app_messages:
-            return
-        message_type = message.get("type")
-        if not isinstance(message_type, str):
-            raise TypeError(f"An ASGI message needs a str 'type', not {message_type!r}")
-        if self.state not in _ALLOWED.get(message_type, _NOWHERE):
-            raise UnexpectedMessageError(self.state, message_type)
+    def _dispatch(self, message_type: str, message: Any) -> None:
         if message_type == "websocket.send":
             self._app_message(message)
         elif message_type == "websocket.accept":
@@ -512,19 +420,10 @@ class WSStream:
             owner.stream_send(Data(stream_id=self.stream_id, data=body))
         if not more_body:
             owner.stream_send(EndData(stream_id=self.stream_id))
-            self._queue_disconnect(_ABNORMAL_CLOSURE)
+            self._disconnect(_ABNORMAL_CLOSURE)
             self._end(self._summary())
 
-    def app_finished(self) -> None:
-        """The application returned or raised: close 1011, answer 500, abort, or nothing."""
-        if self._app_done:
-            return
-        self._app_done = True
-        # Nobody will receive any more: free the inbox and queue nothing further.
-        self._inbox.clear()
-        self._disconnect_queued = True
-        if self._ended:
-            return
+    def _app_left_early(self) -> None:
         if self.state is _CONNECTED:
             self._finish(_INTERNAL_ERROR, CloseConnection(code=_INTERNAL_ERROR), by_app=True)
         elif not self._head_sent:
@@ -562,31 +461,16 @@ class WSStream:
         self._byte_parts.clear()
         if frame is not None:
             self._send_frame(frame)
-        self._queue_disconnect(code)
+        self._disconnect(code)
         self._owner.stream_send(EndData(stream_id=self.stream_id))
         self._end(self._summary())
 
     def _send_error_response(self, status: int, extra: Headers | None = None) -> None:
-        headers = list(_ERROR_HEADERS_H1 if self._version in _HTTP1 else _ERROR_HEADERS)
-        if extra:
-            headers.extend(extra)
         self.state = _HTTPCLOSED
-        self._head_sent = True
-        self._status = status
-        self._response_headers = headers
-        owner = self._owner
-        owner.stream_send(Response(stream_id=self.stream_id, headers=headers, status_code=status))
-        owner.stream_send(EndData(stream_id=self.stream_id))
-        self._queue_disconnect(_ABNORMAL_CLOSURE)
+        self._send_error_head(status, extra)
+        self._disconnect(_ABNORMAL_CLOSURE)
         self._end(self._summary())
 
-    def _summary(self) -> ResponseSummary:
-        return {"status": self._status, "headers": self._response_headers}
-
     def _end(self, response: ResponseSummary | None) -> None:
-        if self._ended:
-            return
-        self._ended = True
-        self._next_ping = None
-        assert self._scope is not None
-        self._owner.driver_event(StreamEnded(self.stream_id, self._scope, response))
+        self._next_ping = None  # No pings once the stream is over.
+        super()._end(response)
