@@ -1,0 +1,303 @@
+"""The driver core: one accepted connection, on any event loop.
+
+:class:`ConnectionDriver` sits between a transport (bytes from and to the peer, written by
+each event loop in its own way) and a :class:`hypercorn.protocol.ServerConnection` (which
+decides everything about the wire). It is driven by plain method calls —
+:meth:`~ConnectionDriver.data_received`, :meth:`~ConnectionDriver.eof_received`,
+:meth:`~ConnectionDriver.connection_lost`, :meth:`~ConnectionDriver.shutdown` — so asyncio
+can call it from its protocol callbacks and trio from a reading task.
+
+After every call into the protocol the driver *pumps*: it writes what the protocol produced,
+acts on its events (start an application, wake one, log a finished stream), follows its
+backpressure (pause reading, block an application's ``send``), re-arms the one timer the
+connection needs, and closes the transport when the protocol says so. Pumping never awaits,
+so it can run from a callback or a task alike, and nothing re-enters it.
+
+Each application runs in an :class:`AppRunner` task, whose ``receive`` and ``send`` are the
+only places that wait: ``receive`` for :class:`~hypercorn.protocol.events.ReceiveReady`,
+``send`` for :class:`~hypercorn.protocol.events.SendReady` (HTTP/2 flow control) and for the
+transport to drain.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, final
+
+from hypercorn.protocol import ServerConnection
+from hypercorn.protocol.events import ReceiveReady, SendReady, SpawnApp, StreamEnded
+
+if TYPE_CHECKING:
+    from hypercorn.driver.backend import Flag, Spawn, Timer, Transport
+    from hypercorn.driver.worker import WorkerState
+    from hypercorn.typing import ASGIReceiveEvent, ASGISendEvent, WWWScope
+
+__all__ = ("AppRunner", "ConnectionDriver")
+
+
+@final
+class ConnectionDriver:
+    """Moves bytes and events between one transport and its protocol connection."""
+
+    __slots__ = (
+        "_deadline",
+        "_reading_paused",
+        "_spawn",
+        "_timer",
+        "apps",
+        "closed",
+        "connection",
+        "transport",
+        "transport_closed",
+        "worker",
+    )
+
+    def __init__(
+        self,
+        worker: WorkerState,
+        transport: Transport,
+        spawn: Spawn,
+        *,
+        ssl: bool,
+        client: tuple[str, int] | None,
+        server: tuple[str, int] | None,
+        alpn_protocol: str | None = None,
+    ) -> None:
+        self.worker = worker
+        self.transport = transport
+        self._spawn = spawn
+        worker.context.now = worker.backend.time()
+        self.connection = ServerConnection(
+            worker.context, ssl=ssl, client=client, server=server, alpn_protocol=alpn_protocol
+        )
+        #: The applications running for this connection's streams, by stream id.
+        self.apps: dict[int, AppRunner] = {}
+        #: Set once the transport is closed and every application has returned.
+        self.closed = worker.backend.flag()
+        self._timer: Timer | None = None
+        self._deadline: float | None = None
+        self._reading_paused = False
+        #: True once the transport was closed (by us or the peer); nothing is written after.
+        self.transport_closed = False
+        worker.connections.add(self)
+        if worker.terminating:
+            self.connection.shutdown()
+        self.pump()
+
+    # -----------------------------------------------------------------------------------
+    # Calls from the transport
+    # -----------------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        """Bytes arrived from the peer."""
+        self.worker.context.now = self.worker.backend.time()
+        self.connection.receive_data(data)
+        self.pump()
+
+    def eof_received(self) -> None:
+        """The peer closed its side of the connection."""
+        self.data_received(b"")
+
+    def connection_lost(self) -> None:
+        """The transport is gone (closed by us, by the peer, or by an error)."""
+        if not self.transport_closed:
+            self.transport_closed = True
+            if not self.connection.closed:
+                self.worker.context.now = self.worker.backend.time()
+                self.connection.receive_data(b"")
+                self.pump()
+        self._stop_timer()
+        for runner in self.apps.values():
+            runner.wake()
+        self._check_closed()
+
+    def shutdown(self) -> None:
+        """Begin the graceful shutdown of this connection (see ``Connection.shutdown``)."""
+        if not self.transport_closed:
+            self.worker.context.now = self.worker.backend.time()
+            self.connection.shutdown()
+            self.pump()
+
+    # -----------------------------------------------------------------------------------
+    # The pump
+    # -----------------------------------------------------------------------------------
+
+    def pump(self) -> None:
+        """Write the protocol's output and act on its events, until both are empty."""
+        if self.transport_closed:
+            return
+        connection = self.connection
+        transport = self.transport
+        while True:
+            data = connection.data_to_send()
+            if data:
+                transport.write(data)
+            events = connection.events()
+            if not events:
+                break
+            for event in events:
+                kind = type(event)
+                if kind is ReceiveReady:
+                    runner = self.apps.get(event.stream_id)
+                    if runner is not None:
+                        runner.receive_flag.set()
+                elif kind is SendReady:
+                    runner = self.apps.get(event.stream_id)
+                    if runner is not None:
+                        runner.send_flag.set()
+                elif kind is SpawnApp:
+                    assert isinstance(event, SpawnApp)
+                    self._start_app(event)
+                else:
+                    assert isinstance(event, StreamEnded)
+                    self._stream_ended(event)
+        if connection.closed:
+            self.transport_closed = True
+            self._stop_timer()
+            transport.close()
+            for runner in self.apps.values():
+                runner.wake()
+            self._check_closed()
+            return
+        paused = connection.reading_paused
+        if paused is not self._reading_paused:
+            self._reading_paused = paused
+            if paused:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
+        deadline = connection.next_deadline()
+        if deadline != self._deadline:
+            self._stop_timer()
+            if deadline is not None:
+                self._deadline = deadline
+                self._timer = self.worker.backend.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._deadline = None
+        if not self.transport_closed:
+            self.worker.context.now = self.worker.backend.time()
+            self.connection.handle_timer()
+            self.pump()
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._deadline = None
+
+    def _start_app(self, event: SpawnApp) -> None:
+        runner = AppRunner(self, event.stream_id, event.scope)
+        self.apps[event.stream_id] = runner
+        self.worker.mark_request()
+        self._spawn(runner.run)
+
+    def _stream_ended(self, event: StreamEnded) -> None:
+        runner = self.apps.get(event.stream_id)
+        if runner is not None and not runner.finished:
+            runner.ended = event  # logged by the runner when the application returns
+            return
+        started = runner.started if runner is not None else self.worker.backend.time()
+        self._spawn(self.worker.log_access, event, self.worker.backend.time() - started)
+
+    def _check_closed(self) -> None:
+        if self.transport_closed and not self.apps:
+            self.worker.connections.discard(self)
+            self.closed.set()
+
+    def is_open(self) -> bool:
+        """True until the transport closed."""
+        return not self.transport_closed
+
+    def app_done(self, runner: AppRunner) -> None:
+        """``runner``'s application returned or raised."""
+        self.apps.pop(runner.stream_id, None)
+        if not self.transport_closed:
+            self.worker.context.now = self.worker.backend.time()
+            self.connection.app_finished(runner.stream_id)
+            self.pump()
+        self._check_closed()
+
+
+@final
+class AppRunner:
+    """Runs one stream's ASGI application and gives it ``receive`` and ``send``."""
+
+    __slots__ = (
+        "driver",
+        "ended",
+        "finished",
+        "receive_flag",
+        "scope",
+        "send_flag",
+        "started",
+        "stream_id",
+    )
+
+    def __init__(self, driver: ConnectionDriver, stream_id: int, scope: WWWScope) -> None:
+        backend = driver.worker.backend
+        self.driver = driver
+        self.stream_id = stream_id
+        self.scope = scope
+        self.receive_flag: Flag = backend.flag()
+        self.send_flag: Flag = backend.flag()
+        self.started = backend.time()
+        self.finished = False
+        #: The stream's end, when it came before the application returned.
+        self.ended: StreamEnded | None = None
+
+    def wake(self) -> None:
+        """Wake a ``receive`` or ``send`` that waits (the connection is gone)."""
+        self.receive_flag.set()
+        self.send_flag.set()
+
+    async def run(self) -> None:
+        worker = self.driver.worker
+        try:
+            await worker.app(
+                self.scope,
+                self.receive,
+                self.send,
+                worker.backend.run_in_thread,
+                worker.backend.run_from_thread,
+            )
+        except Exception:
+            await worker.config.log.exception("Error in ASGI Framework")
+        finally:
+            self.finished = True
+            self.driver.app_done(self)
+        ended = self.ended
+        if ended is not None:
+            await worker.log_access(ended, worker.backend.time() - self.started)
+
+    async def receive(self) -> ASGIReceiveEvent:
+        driver = self.driver
+        connection = driver.connection
+        flag = self.receive_flag
+        while True:
+            message = connection.app_receive(self.stream_id)
+            if message is not None:
+                driver.pump()  # taking a message may release flow-control window
+                return message
+            if driver.transport_closed:
+                # The connection is gone and the stream had nothing more to say.
+                if self.scope["type"] == "websocket":
+                    return {"type": "websocket.disconnect", "code": 1006}
+                return {"type": "http.disconnect"}
+            flag.clear()
+            await flag.wait()
+
+    async def send(self, message: ASGISendEvent) -> None:
+        driver = self.driver
+        if driver.transport_closed:
+            return  # the client went away; the application may not know yet
+        connection = driver.connection
+        driver.worker.context.now = driver.worker.backend.time()
+        connection.app_send(self.stream_id, message)
+        driver.pump()
+        flag = self.send_flag
+        while driver.is_open() and not connection.can_send(self.stream_id):
+            flag.clear()
+            await flag.wait()
+        if driver.is_open() and not driver.transport.can_write():
+            await driver.transport.drain()
