@@ -203,6 +203,10 @@ class StatsdLogger(Logger):
         """Append the DogStatsD tags to a metric line, encode it and send it."""
         await self._socket_send(_encode(message, self.dogstatsd_tags))
 
+    def close(self) -> None:
+        """Release the transport. The workers' loggers close their UDP socket here; this
+        base class has none."""
+
     async def _socket_send(self, message: bytes) -> None:
         """Send one datagram. The workers' subclasses implement it (UDP)."""
         raise NotImplementedError("StatsdLogger subclasses must implement _socket_send")

@@ -88,7 +88,9 @@ class ConnectionDriver:
     # -----------------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        """Bytes arrived from the peer."""
+        """Bytes arrived from the peer (ignored once the transport is closed)."""
+        if self.transport_closed:
+            return
         self.worker.context.now = self.worker.backend.time()
         self.connection.receive_data(data)
         self.pump()
@@ -276,8 +278,10 @@ class AppRunner:
         flag = self.receive_flag
         while True:
             message = connection.app_receive(self.stream_id)
+            # Taking a message may release flow-control window; asking for one may send
+            # "100 Continue" (HTTP/1.1 Expect): write whatever the protocol produced.
+            driver.pump()
             if message is not None:
-                driver.pump()  # taking a message may release flow-control window
                 return message
             if driver.transport_closed:
                 # The connection is gone and the stream had nothing more to say.
