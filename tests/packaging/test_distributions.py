@@ -132,7 +132,11 @@ def test_wheels_install_and_import_in_a_clean_venv(
     env = tmp_path / "venv"
     venv.create(env, with_pip=True, symlinks=True)
     python = env / "bin" / "python"
-    wheels = [str(wheel) for wheel, _ in built.values()]
+    # The workers wheel with its event-loop extras, so that hypercorn.trio imports too.
+    wheels = [
+        f"{wheel}[trio,uvloop]" if package == "workers" else str(wheel)
+        for package, (wheel, _) in built.items()
+    ]
     subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", *wheels],
         check=True,
