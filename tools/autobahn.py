@@ -6,8 +6,10 @@ in ``.autobahn/`` (pyenv's 2.7 interpreter, ``virtualenv<20.22``, the pinned req
 port, runs the fuzzing client against it, and checks every case's verdict.
 
 Usage: ``python tools/autobahn.py [--full] [TARGET ...]``. Targets: ``example`` (the
-selectors server of docs/protocol.md). ``--full`` adds the permessage-deflate cases 12.*
-and 13.*, which take about eleven minutes; without it a run takes about twenty seconds.
+selectors server of docs/protocol.md) and ``asyncio``, ``uvloop``, ``trio`` (an echo
+application on each worker, tools/ws_echo_server.py); all of them by default. ``--full``
+adds the permessage-deflate cases 12.* and 13.*, which take about eleven minutes a target;
+without them a target takes about twenty seconds.
 """
 
 from __future__ import annotations
@@ -25,8 +27,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".autobahn"
 GOOD = {"OK", "NON-STRICT", "INFORMATIONAL"}
+EXAMPLE = ROOT / "docs" / "examples" / "selectors_server.py"
+ECHO = ROOT / "tools" / "ws_echo_server.py"
+#: How to start each target; the port is appended.
 TARGETS = {
-    "example": [sys.executable, "-u", str(ROOT / "docs" / "examples" / "selectors_server.py")]
+    "example": [sys.executable, "-u", str(EXAMPLE)],
+    "asyncio": [sys.executable, "-u", str(ECHO), "asyncio"],
+    "uvloop": [sys.executable, "-u", str(ECHO), "uvloop"],
+    "trio": [sys.executable, "-u", str(ECHO), "trio"],
 }
 
 
