@@ -23,7 +23,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 import h2.config
@@ -411,6 +411,27 @@ def run_uvloop(main: Callable[[], Any]) -> None:
         finally:
             asyncio.set_event_loop(None)
             loop.close()
+
+
+def run_bounded(backend: str, main: Callable[[], Awaitable[None]], limit: float = 5.0) -> None:
+    """Run ``main()`` on ``backend`` (asyncio, uvloop or trio), failing after ``limit`` s."""
+    if backend == "trio":
+        import trio
+
+        async def bounded_trio() -> None:
+            with trio.fail_after(limit):
+                await main()
+
+        trio.run(bounded_trio)
+        return
+
+    async def bounded_asyncio() -> None:
+        await asyncio.wait_for(main(), limit)
+
+    if backend == "uvloop":
+        run_uvloop(bounded_asyncio)
+    else:
+        asyncio.run(bounded_asyncio())
 
 
 @contextlib.contextmanager

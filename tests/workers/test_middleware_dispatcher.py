@@ -31,6 +31,7 @@ from hypercorn.typing import (
     Scope,
     WebsocketScope,
 )
+from tests.workers.support import run_bounded as run
 
 FLAVOURS: dict[str, type[_DispatcherMiddleware]] = {
     "asyncio": AsyncioDispatcherMiddleware,
@@ -38,27 +39,6 @@ FLAVOURS: dict[str, type[_DispatcherMiddleware]] = {
     "uvloop": AsyncioDispatcherMiddleware,
 }
 BACKENDS = sorted(FLAVOURS)
-
-
-def run(backend: str, main: Callable[[], Awaitable[None]]) -> None:
-    """Run ``main`` on ``backend`` (asyncio, uvloop or trio) with a 5 s limit."""
-    if backend in ("asyncio", "uvloop"):
-
-        async def bounded_asyncio() -> None:
-            await asyncio.wait_for(main(), 5)
-
-        if backend == "uvloop":
-            uvloop = pytest.importorskip("uvloop")
-            uvloop.run(bounded_asyncio())
-        else:
-            asyncio.run(bounded_asyncio())
-    else:
-
-        async def bounded_trio() -> None:
-            with trio.fail_after(5):
-                await main()
-
-        trio.run(bounded_trio)
 
 
 async def checkpoint(backend: str) -> None:

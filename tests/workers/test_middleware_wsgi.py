@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
-import trio
 
 from hypercorn.app_wrappers import WSGIWrapper
 from hypercorn.middleware import (
@@ -22,6 +20,7 @@ from hypercorn.middleware import (
 )
 from hypercorn.middleware.wsgi import MAX_BODY_SIZE, InvalidPathError, _WSGIMiddleware
 from hypercorn.typing import ASGIFramework, ASGIReceiveEvent, ASGISendEvent, HTTPScope, Scope
+from tests.workers.support import run_bounded as run
 
 FLAVOURS: dict[str, type[_WSGIMiddleware]] = {
     "asyncio": AsyncioWSGIMiddleware,
@@ -29,27 +28,6 @@ FLAVOURS: dict[str, type[_WSGIMiddleware]] = {
     "uvloop": AsyncioWSGIMiddleware,
 }
 BACKENDS = sorted(FLAVOURS)
-
-
-def run(backend: str, main: Callable[[], Awaitable[None]]) -> None:
-    """Run ``main`` on ``backend`` (asyncio, uvloop or trio) with a 5 s limit."""
-    if backend in ("asyncio", "uvloop"):
-
-        async def bounded_asyncio() -> None:
-            await asyncio.wait_for(main(), 5)
-
-        if backend == "uvloop":
-            uvloop = pytest.importorskip("uvloop")
-            uvloop.run(bounded_asyncio())
-        else:
-            asyncio.run(bounded_asyncio())
-    else:
-
-        async def bounded_trio() -> None:
-            with trio.fail_after(5):
-                await main()
-
-        trio.run(bounded_trio)
 
 
 def http_scope(
