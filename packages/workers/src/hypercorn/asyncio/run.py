@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from hypercorn.config import Config, Sockets
     from hypercorn.driver.backend import Backend
-    from hypercorn.driver.serve import ConnectionTasks, Listener
+    from hypercorn.driver.serve import ConnectionTasks, Listener, Supervisor
     from hypercorn.driver.worker import WorkerState
     from hypercorn.typing import AppWrapper, EventType
 
@@ -52,6 +52,7 @@ async def worker_serve(
     *,
     sockets: Sockets | None = None,
     shutdown_trigger: ShutdownTrigger | None = None,
+    supervisor: Supervisor | None = None,
 ) -> None:
     """Serve ``app`` in the running asyncio loop until the shutdown trigger fires.
 
@@ -64,16 +65,27 @@ async def worker_serve(
         if shutdown_trigger is None:
             shutdown_trigger = stack.enter_context(_signal_trigger())
         with worker_errors(config):
-            await _serve(app, config, sockets, shutdown_trigger)
+            await _serve(app, config, sockets, shutdown_trigger, supervisor)
 
 
 async def _serve(
-    app: AppWrapper, config: Config, sockets: Sockets | None, trigger: ShutdownTrigger
+    app: AppWrapper,
+    config: Config,
+    sockets: Sockets | None,
+    trigger: ShutdownTrigger,
+    supervisor: Supervisor | None,
 ) -> None:
     async with TaskGroup() as group:
         runtime = _Runtime(AsyncioBackend(), group)
         try:
-            await run_worker(app, config, runtime, sockets=sockets, shutdown_trigger=trigger)
+            await run_worker(
+                app,
+                config,
+                runtime,
+                sockets=sockets,
+                shutdown_trigger=trigger,
+                supervisor=supervisor,
+            )
         finally:
             runtime.cancel_background()
 
@@ -156,14 +168,26 @@ def _signal_trigger() -> Iterator[ShutdownTrigger]:
 
 
 def asyncio_worker(
-    config: Config, sockets: Sockets | None = None, shutdown_event: EventType | None = None
+    config: Config,
+    sockets: Sockets | None = None,
+    shutdown_event: EventType | None = None,
+    *,
+    supervisor: Supervisor | None = None,
 ) -> None:
-    """Run one asyncio worker: load ``config.application_path`` and serve it."""
-    _run_worker(config, sockets, shutdown_event, None)
+    """Run one asyncio worker: load ``config.application_path`` and serve it.
+
+    ``supervisor`` is how a worker process of ``hypercorn.run`` reports to its supervisor
+    (see :class:`hypercorn.driver.serve.Supervisor`).
+    """
+    _run_worker(config, sockets, shutdown_event, supervisor, None)
 
 
 def uvloop_worker(
-    config: Config, sockets: Sockets | None = None, shutdown_event: EventType | None = None
+    config: Config,
+    sockets: Sockets | None = None,
+    shutdown_event: EventType | None = None,
+    *,
+    supervisor: Supervisor | None = None,
 ) -> None:
     """Run one worker on a uvloop event loop (the ``uvloop`` extra)."""
     try:
@@ -172,13 +196,14 @@ def uvloop_worker(
         raise ImportError(
             "uvloop is not installed: pip install 'hypercorn-workers[uvloop]'"
         ) from error
-    _run_worker(config, sockets, shutdown_event, uvloop.new_event_loop)
+    _run_worker(config, sockets, shutdown_event, supervisor, uvloop.new_event_loop)
 
 
 def _run_worker(
     config: Config,
     sockets: Sockets | None,
     shutdown_event: EventType | None,
+    supervisor: Supervisor | None,
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None,
 ) -> None:
     app = load_application(config.application_path, config.wsgi_max_body_size)
@@ -191,7 +216,10 @@ def _run_worker(
 
     with Runner(debug=config.debug, loop_factory=loop_factory) as runner:
         runner.get_loop().set_exception_handler(_exception_handler)
-        runner.run(worker_serve(app, config, sockets=sockets, shutdown_trigger=trigger))
+        serving = worker_serve(
+            app, config, sockets=sockets, shutdown_trigger=trigger, supervisor=supervisor
+        )
+        runner.run(serving)
 
 
 def _exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

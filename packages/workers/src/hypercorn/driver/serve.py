@@ -16,7 +16,9 @@ a :class:`~hypercorn.driver.backend.Backend`, a way to start background tasks, a
    ``Running on <url> (CTRL + C to quit)`` for each and report the URLs to ``started``
    (trio's ``task_status``);
 4. refresh the ``date`` header once a second and wait for the shutdown trigger or for
-   ``max_requests``;
+   ``max_requests`` (under a :class:`Supervisor`, reaching ``max_requests`` asks the
+   supervisor for a replacement instead, and the worker serves on until the supervisor
+   fires the trigger: no gap in accepting connections);
 5. shut down gracefully: close the listeners, ask every connection to finish
    (:meth:`~hypercorn.driver.worker.WorkerState.shutdown`: idle connections close at once,
    HTTP/2 sends GOAWAY), wait for the connections up to ``graceful_timeout``, cancel those
@@ -65,6 +67,7 @@ __all__ = (
     "IgnoredOptionWarning",
     "Listener",
     "Runtime",
+    "Supervisor",
     "bind_url",
     "run_worker",
     "single_exception",
@@ -118,6 +121,22 @@ class Listener(Protocol):
 
     def close(self) -> None:
         """Stop accepting connections and close the socket (connections carry on)."""
+
+
+class Supervisor(Protocol):
+    """The process supervisor (``hypercorn.run``) as a worker process sees it.
+
+    The worker calls these from its event loop; each must return at once.
+    """
+
+    def serving(self, urls: list[str]) -> None:
+        """Every socket listens (the worker has started)."""
+
+    def alive(self) -> None:
+        """The event loop is responsive: called about once a second while serving."""
+
+    def retire(self) -> None:
+        """``max_requests`` is reached: start a replacement, then fire the shutdown trigger."""
 
 
 class Runtime(Protocol):
@@ -226,12 +245,14 @@ async def run_worker(
     sockets: Sockets | None = None,
     shutdown_trigger: ShutdownTrigger | None = None,
     started: Callable[[list[str]], object] | None = None,
+    supervisor: Supervisor | None = None,
 ) -> None:
     """Serve ``app`` until ``shutdown_trigger()`` returns or ``max_requests`` is reached.
 
     See the module docstring for the sequence. ``started(urls)`` is called once every
     socket listens, with their URLs (``http://127.0.0.1:8000``). Without a trigger only
-    ``max_requests`` (or cancellation) stops the worker.
+    ``max_requests`` (or cancellation) stops the worker. With a ``supervisor`` (and a
+    trigger) the worker reports to it and leaves its retirement to it.
     """
     backend = runtime.backend
     lifespan_state: LifespanState = {}
@@ -263,10 +284,15 @@ async def run_worker(
             await config.log.info("Running on %s (CTRL + C to quit)", url)
         if started is not None:
             started(binds)
+        if supervisor is not None:
+            supervisor.serving(binds)
 
-        runtime.spawn(_tick_date, worker, runtime.sleep)
+        runtime.spawn(_tick_date, worker, runtime.sleep, supervisor)
         stop = backend.flag()
-        runtime.spawn(_set_when_done, stop, worker.max_requests_reached.wait)
+        if supervisor is not None and shutdown_trigger is not None:
+            runtime.spawn(_retire_when_done, supervisor, worker.max_requests_reached.wait)
+        else:
+            runtime.spawn(_set_when_done, stop, worker.max_requests_reached.wait)
         if shutdown_trigger is not None:
             runtime.spawn(_set_when_done, stop, shutdown_trigger)
         await stop.wait()
@@ -307,16 +333,26 @@ async def _graceful_shutdown(
     await lifespan.shutdown()
 
 
-async def _tick_date(worker: WorkerState, sleep: Callable[[float], Awaitable[None]]) -> None:
-    """Refresh the ``date`` header just after each wall-clock second begins."""
+async def _tick_date(
+    worker: WorkerState, sleep: Callable[[float], Awaitable[None]], supervisor: Supervisor | None
+) -> None:
+    """Refresh the ``date`` header just after each wall-clock second begins; the same beat
+    tells the supervisor (if any) that the event loop is responsive."""
     while True:
         await sleep(1.0 - time.time() % 1.0 + 0.001)
         worker.tick()
+        if supervisor is not None:
+            supervisor.alive()
 
 
 async def _set_when_done(flag: Flag, wait: ShutdownTrigger) -> None:
     await wait()
     flag.set()
+
+
+async def _retire_when_done(supervisor: Supervisor, wait: ShutdownTrigger) -> None:
+    await wait()
+    supervisor.retire()
 
 
 def statsd_address(statsd_host: str | None) -> tuple[str, int]:

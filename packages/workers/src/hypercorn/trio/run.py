@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from hypercorn.config import Config, Sockets
     from hypercorn.driver.backend import Backend
-    from hypercorn.driver.serve import ConnectionTasks, Listener
+    from hypercorn.driver.serve import ConnectionTasks, Listener, Supervisor
     from hypercorn.driver.worker import WorkerState
     from hypercorn.typing import AppWrapper, EventType
 
@@ -45,6 +45,7 @@ async def worker_serve(
     sockets: Sockets | None = None,
     shutdown_trigger: ShutdownTrigger | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+    supervisor: Supervisor | None = None,
 ) -> None:
     """Serve ``app`` in the running trio loop until the shutdown trigger fires.
 
@@ -68,6 +69,7 @@ async def worker_serve(
                     sockets=sockets,
                     shutdown_trigger=shutdown_trigger,
                     started=task_status.started,
+                    supervisor=supervisor,
                 )
                 nursery.cancel_scope.cancel()  # the background tasks
 
@@ -121,9 +123,17 @@ def _signal_trigger(stack: contextlib.ExitStack) -> ShutdownTrigger | None:
 
 
 def trio_worker(
-    config: Config, sockets: Sockets | None = None, shutdown_event: EventType | None = None
+    config: Config,
+    sockets: Sockets | None = None,
+    shutdown_event: EventType | None = None,
+    *,
+    supervisor: Supervisor | None = None,
 ) -> None:
-    """Run one trio worker: load ``config.application_path`` and serve it."""
+    """Run one trio worker: load ``config.application_path`` and serve it.
+
+    ``supervisor`` is how a worker process of ``hypercorn.run`` reports to its supervisor
+    (see :class:`hypercorn.driver.serve.Supervisor`).
+    """
     app = load_application(config.application_path, config.wsgi_max_body_size)
     trigger: ShutdownTrigger | None = None
     if shutdown_event is not None:
@@ -132,5 +142,12 @@ def trio_worker(
         async def trigger() -> None:
             await check_multiprocess_shutdown_event(event, trio.sleep)
 
-    serve: Any = partial(worker_serve, app, config, sockets=sockets, shutdown_trigger=trigger)
+    serve: Any = partial(
+        worker_serve,
+        app,
+        config,
+        sockets=sockets,
+        shutdown_trigger=trigger,
+        supervisor=supervisor,
+    )
     trio.run(serve)
