@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # A minimal tree that keeps every contract: one module per layer, imports pointing down.
 CLEAN_TREE = {
     "__main__.py": "import hypercorn.run\n",
-    "run.py": "import hypercorn.asyncio\n",
+    "run.py": "import hypercorn.supervisor\n",
+    "supervisor/__init__.py": "import multiprocessing\nimport hypercorn.config\n",
     "asyncio/__init__.py": "import asyncio\nimport hypercorn.config\nimport hypercorn.driver\n",
     "trio/__init__.py": "import hypercorn.utils\nimport hypercorn.middleware\n",
     "middleware/__init__.py": "import hypercorn.app_wrappers\n",
@@ -90,6 +91,9 @@ def test_a_tree_that_points_down_is_kept(tmp_path: Path) -> None:
         ("utils.py", "import hypercorn.asyncio\n", "protocols imports workers"),
         ("events.py", "import hypercorn.__main__\n", "protocols imports cli"),
         ("run.py", "import hypercorn.__main__\n", "runner imports cli"),
+        ("supervisor/__init__.py", "import hypercorn.run\n", "supervisor imports run()"),
+        ("supervisor/__init__.py", "import hypercorn.asyncio\n", "supervisor imports a worker"),
+        ("run.py", "import trio\n", "the supervisor runs an event loop"),
         ("trio/__init__.py", "import hypercorn.run\n", "workers imports runner"),
         ("trio/__init__.py", "import hypercorn.asyncio\n", "one backend imports the other"),
         ("logging.py", "import asyncio\n", "the vocabulary imports an event loop"),
