@@ -118,6 +118,7 @@ DEFAULTS: list[tuple[str, object]] = [
     ("websocket_max_message_size", 16 * 1024 * 1024),
     ("websocket_ping_interval", None),
     ("worker_class", "asyncio"),
+    ("worker_heartbeat_timeout", 30.0),
     ("workers", 1),
     ("wsgi_max_body_size", 16 * 1024 * 1024),
 ]

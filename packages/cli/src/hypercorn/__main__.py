@@ -197,6 +197,9 @@ _GROUPS: tuple[_Group, ...] = (
         _Option("--max-requests-jitter N", "max_requests_jitter",
                 "Add up to this many requests, at random, to each worker's --max-requests "
                 "(default: {default}).", _count),
+        _Option("--worker-heartbeat-timeout SECONDS", "worker_heartbeat_timeout",
+                "Kill and replace a worker whose event loop has not answered for this long; "
+                "0 turns the check off (default: {default}).", _seconds),
         _Option("--root-path PATH", "root_path",
                 "The ASGI root_path: the URL prefix the application is mounted under, "
                 "e.g. /api."),

@@ -168,8 +168,10 @@ class Config:
     CLI: ``--ciphers``."""
 
     daemon: bool = True
-    """Whether worker processes are daemonic, so that they are killed if the supervisor
-    dies. CLI: ``-D``/``--daemon``."""
+    """Whether worker processes are started as daemonic ``multiprocessing`` processes.
+    Daemonic processes cannot start processes of their own: set this to ``False`` if the
+    application uses ``multiprocessing``. Either way, workers stop when the supervisor
+    stops or disappears. CLI: ``-D``/``--daemon`` (sets it to ``True``)."""
 
     debug: bool = False
     """Runs the asyncio and uvloop workers' event loop in debug mode. It has no effect when
@@ -299,8 +301,9 @@ class Config:
     keeps the process umask. CLI: ``-m``/``--umask``."""
 
     use_reloader: bool = False
-    """Restart the workers whenever a source file of a loaded module changes (needs at
-    least one worker process). CLI: ``--reload``."""
+    """Restart the workers whenever a Python file under the working directory (or the
+    application file's directory) changes; for development. Needs at least one worker
+    process. CLI: ``--reload``."""
 
     user: int | None = None
     """User id to give unix socket files to. It applies only when :attr:`group` is set too;
@@ -325,6 +328,12 @@ class Config:
     worker_class: str = "asyncio"
     """The event loop the workers run on: ``"asyncio"``, ``"uvloop"`` or ``"trio"``.
     CLI: ``-k``/``--worker-class``."""
+
+    worker_heartbeat_timeout: float | None = 30.0
+    """Seconds a worker's event loop may stay unresponsive (each worker reports to the
+    supervisor once a second) before the supervisor kills and replaces the worker.
+    ``None`` or ``0`` turns the check off. An extension of this server.
+    CLI: ``--worker-heartbeat-timeout``."""
 
     workers: int = 1
     """The number of worker processes. ``0`` serves from the main process itself, without a

@@ -17,7 +17,8 @@ What happens, in order:
    a permission problem shows here), the TLS certificate, key and password load, and the
    pid file is written. A problem is reported as one line and ``run`` returns 1.
 2. ``workers = 0``: one worker runs in this process. SIGINT and SIGTERM stop it gracefully;
-   a second one stops it at once. ``max_requests`` ends it (exit code 0).
+   a second one stops it at once. SIGHUP and SIGUSR1 are ignored (there is no worker to
+   replace). ``max_requests`` ends it (exit code 0).
 3. ``workers >= 1``: a :class:`~hypercorn.supervisor.Supervisor` spawns that many worker
    processes, which share the sockets, and supervises them (see :mod:`hypercorn.supervisor`
    for signals, restarts, reloads and the heartbeat).
@@ -92,7 +93,12 @@ def run(config: Config) -> int:
         set_process_title("supervisor", config)
         reloader = make_reloader(config.application_path) if config.use_reloader else None
         supervisor = Supervisor(
-            config, sockets, info=report.info, error=report.error, reloader=reloader
+            config,
+            sockets,
+            info=report.info,
+            error=report.error,
+            reopen_logs=report.reopen,
+            reloader=reloader,
         )
         return supervisor.run()
     except USER_ERRORS as error:
@@ -153,6 +159,14 @@ class _Reporter:
         else:
             print(f"hypercorn: error: {message}", file=sys.stderr, flush=True)
 
+    def reopen(self) -> None:
+        """Reopen the log files (after a rotation): a new logger replaces the handlers of
+        the ``hypercorn.error`` and ``hypercorn.access`` loggers, closing the old files."""
+        try:
+            self._config.logger_class(self._config)
+        except Exception as error:
+            self.error(f"cannot reopen the log files: {describe_error(error)}")
+
 
 # ---------------------------------------------------------------------------------------
 # workers = 0: one worker in this process
@@ -196,8 +210,14 @@ class _InProcess:
 def _run_in_process(config: Config, sockets: Sockets, report: _Reporter) -> int:
     worker = load_worker_function(config.worker_class)
     state = _InProcess(config.pid_path)
+    stop_signals = signals_named("SIGINT", "SIGTERM", "SIGBREAK")
+    # There are no workers to replace: SIGHUP and SIGUSR1 must not end the server.
+    restart_signals = signals_named("SIGHUP", "SIGUSR1")
     try:
-        with _signal_handlers(signals_named("SIGINT", "SIGTERM", "SIGBREAK"), state.handle_signal):
+        with (
+            _signal_handlers(stop_signals, state.handle_signal),
+            _signal_handlers(restart_signals, signal.SIG_IGN),
+        ):
             worker(config, sockets, state, supervisor=state)
     except Exception as error:
         report.error(describe_error(error))
@@ -209,7 +229,7 @@ def _run_in_process(config: Config, sockets: Sockets, report: _Reporter) -> int:
 
 @contextlib.contextmanager
 def _signal_handlers(
-    signums: list[int], handler: Callable[[int, FrameType | None], object]
+    signums: list[int], handler: Callable[[int, FrameType | None], object] | signal.Handlers
 ) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield  # no signals outside the main thread; the caller stops the worker otherwise

@@ -10,7 +10,7 @@ It knows processes and signals, not connections: the workers (``hypercorn.asynci
 ``hypercorn.trio.run``) are imported by name inside the worker processes only.
 """
 
-from hypercorn.supervisor.pool import HEARTBEAT_TIMEOUT, Supervisor
+from hypercorn.supervisor.pool import Supervisor
 from hypercorn.supervisor.reload import make_reloader
 
-__all__ = ("HEARTBEAT_TIMEOUT", "Supervisor", "make_reloader")
+__all__ = ("Supervisor", "make_reloader")

@@ -50,10 +50,8 @@ if TYPE_CHECKING:
     from hypercorn.config import Config, Sockets
     from hypercorn.supervisor.reload import Reloader
 
-__all__ = ("HEARTBEAT_TIMEOUT", "STOP_SIGNALS", "Supervisor", "WorkerPool")
+__all__ = ("RESTART_SIGNALS", "STOP_SIGNALS", "Supervisor", "WorkerPool")
 
-#: Seconds without a heartbeat after which a serving worker counts as hung and is killed.
-HEARTBEAT_TIMEOUT: Final = 30.0
 #: Signals that stop the server gracefully (a second one stops it at once).
 STOP_SIGNALS: Final = frozenset(signals_named("SIGINT", "SIGTERM", "SIGBREAK"))
 #: Signals that replace every worker with a fresh one (rolling restart).
@@ -192,12 +190,14 @@ class Supervisor:
         *,
         info: Callable[[str], None],
         error: Callable[[str], None],
+        reopen_logs: Callable[[], None] = lambda: None,
         reloader: Reloader | None = None,
     ) -> None:
         self.config = config
         self.pool = WorkerPool(config, sockets)
         self.info = info
         self.error = error
+        self.reopen_logs = reopen_logs
         self.reloader = reloader
         self.size = config.workers
         self.exit_code = 0
@@ -262,6 +262,7 @@ class Supervisor:
             self.info(f"Received {name}: stopping gracefully ({name} again stops at once)")
             self.stop(0)
         elif signum in RESTART_SIGNALS and not self.stopping:
+            self.reopen_logs()  # after a log rotation; the new workers open theirs anew
             self.restart(f"received {name}")
         return None
 
@@ -302,7 +303,9 @@ class Supervisor:
         )
         self.respawn_at = now + delay
         later = f" in {delay:g} s" if delay else ""
-        self.error(f"Worker pid {worker.pid} {cause}; starting a new one{later}")
+        # Exit code 0 is a worker stopped on purpose (kill -TERM PID restarts one worker).
+        report = self.info if code == 0 and worker.killed is None else self.error
+        report(f"Worker pid {worker.pid} {cause}; starting a new one{later}")
 
     def _on_start_failure(self, worker: Worker, how: str, code: int | None) -> None:
         cause = worker.failure or f"the worker {how} before it served"
@@ -376,14 +379,15 @@ class Supervisor:
                 self._stop_worker(worker)
 
     def _check_heartbeats(self) -> None:
+        limit = self.config.worker_heartbeat_timeout
+        if not limit:
+            return
         now = time.monotonic()
         for worker in self.pool.workers:
             if worker.state not in ("serving", "retiring") or worker.killed:
                 continue
-            if now - worker.last_beat > HEARTBEAT_TIMEOUT:
-                worker.killed = (
-                    f"stopped responding (no heartbeat for {HEARTBEAT_TIMEOUT:g} s) and was killed"
-                )
+            if now - worker.last_beat > limit:
+                worker.killed = f"stopped responding (no heartbeat for {limit:g} s) and was killed"
                 self.pool.kill(worker)
 
     def _check_stop_deadline(self) -> None:
