@@ -877,11 +877,43 @@ def test_keep_alive_deadline_only_while_idle() -> None:
     assert connection.next_deadline() is None
 
 
-def test_shutdown_while_idle_closes_now() -> None:
+def test_shutdown_before_the_first_request_still_serves_it() -> None:
+    # The server accepted the connection: its request may be on the way, and closing now
+    # would reset the connection under it.
     connection, _ = make_connection()
     connection.shutdown()
+    assert not is_closed(connection)
+    connection.receive_data(GET + GET)
+    App(connection).run()
+    assert is_closed(connection)
+    [reply] = read_replies(connection.data_to_send())
+    assert reply.header(b"connection") == [b"close"]
+
+
+def test_shutdown_before_the_first_request_waits_until_the_idle_deadline() -> None:
+    connection, context = make_connection()
+    connection.shutdown()
+    deadline = connection.next_deadline()
+    assert deadline == context.now + context.config.keep_alive_timeout
+    context.now = deadline
+    connection.handle_timer()
     assert is_closed(connection)
     assert connection.data_to_send() == b""
+
+
+def test_shutdown_with_part_of_the_next_request_head_serves_it() -> None:
+    connection, _ = make_connection()
+    connection.receive_data(GET)
+    App(connection).run()
+    connection.data_to_send()
+    connection.receive_data(GET[:12])
+    connection.shutdown()
+    assert not is_closed(connection)
+    connection.receive_data(GET[12:])
+    App(connection).run()
+    assert is_closed(connection)
+    [reply] = read_replies(connection.data_to_send())
+    assert reply.header(b"connection") == [b"close"]
 
 
 @pytest.mark.parametrize("started", [False, True])

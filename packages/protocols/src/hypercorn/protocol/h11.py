@@ -28,9 +28,13 @@ and while the unread rest of a body is drained after its stream closed) the conn
 closes at ``keep_alive_timeout`` after it became idle; bytes of an incomplete request head
 do not extend it. Never during a request or on an upgraded WebSocket.
 
-**Shutdown.** :meth:`H11Connection.shutdown` closes an idle connection at once; a request in
-progress finishes, its response gets ``connection: close`` if it had not started, and the
-connection closes after it.
+**Shutdown.** :meth:`H11Connection.shutdown` closes a connection idle between requests at
+once; a request in progress finishes, its response gets ``connection: close`` if it had not
+started, and the connection closes after it. A connection that has not sent its first
+request yet, or holds part of a request head, is not idle in that sense: the client sent
+(or is sending) a request that the server accepted the connection for, so that request is
+still served, with ``connection: close`` (the idle deadline bounds the wait). Closing it
+instead would reset the connection under the request.
 
 **Reading.** :attr:`H11Connection.reading_paused` is true while the current stream does not
 want data, and once more than ``h11_max_incomplete_size`` bytes arrived after a complete
@@ -362,9 +366,15 @@ class H11Connection:
         self._progress()
 
     def shutdown(self) -> None:
-        """Take no new request: close now if idle, else after the current response."""
+        """Take no new request: close now if idle between requests, else after the current
+        response (see the module docstring)."""
         self._shutting_down = True
-        if self._mode is _HTTP and self._idle_since is not None:
+        if (
+            self._mode is _HTTP
+            and self._idle_since is not None
+            and self._requests
+            and not self._codec.buffered
+        ):
             self._close()
         self._progress()
 
