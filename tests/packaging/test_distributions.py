@@ -72,11 +72,23 @@ def test_each_layer_depends_on_the_one_below() -> None:
         for other in PACKAGES:
             if other not in (package, lower):
                 assert not any(dep.startswith(DIST_NAMES[other]) for dep in deps), deps
-    for package in ("workers", "runner", "cli"):
+    # The event-loop and HTTP/3 extras pass down the stack; the supervisor's own two
+    # (watchfiles for the reloader, setproctitle) start at the runner.
+    expected = {
+        "workers": {"uvloop", "trio", "h3"},
+        "runner": {"uvloop", "trio", "h3", "reload", "setproctitle"},
+        "cli": {"uvloop", "trio", "h3", "reload", "setproctitle"},
+    }
+    for package, names in expected.items():
         extras = tomllib.loads((ROOT / "packages" / package / "pyproject.toml").read_text())[
             "project"
         ]["optional-dependencies"]
-        assert set(extras) == {"uvloop", "trio", "h3"}
+        assert set(extras) == names
+
+
+def test_the_cli_declares_the_hypercorn_command() -> None:
+    meta = tomllib.loads((ROOT / "packages" / "cli" / "pyproject.toml").read_text())
+    assert meta["project"]["scripts"] == {"hypercorn": "hypercorn.__main__:main"}
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +187,16 @@ print(" ".join(names))
             if name.endswith(".py"):
                 dotted = name[: -len(".py")].replace("/", ".").removesuffix(".__init__")
                 assert dotted in imported, dotted
+    # The wheels give the command, as a console script and as ``python -m hypercorn``.
+    for command in ([str(env / "bin" / "hypercorn")], [str(python), "-m", "hypercorn"]):
+        version = subprocess.run(
+            [*command, "--version"],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+        for package in PACKAGES:
+            assert f"{DIST_NAMES[package]} " in version.stdout
+        assert "not installed" not in version.stdout
