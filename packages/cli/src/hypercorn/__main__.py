@@ -32,6 +32,7 @@ import argparse
 import importlib.metadata
 import logging
 import math
+import os
 import re
 import ssl
 import sys
@@ -478,6 +479,10 @@ def main(sys_args: list[str] | None = None) -> int:
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else 0  # --help, --version: 0
 
+    # As with ``python -m``, modules in the current directory can be imported (a
+    # ``python:settings`` configuration; the application's path is resolved there anyway).
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     config_path: str | None = getattr(args, "config", None)
     try:
         config = _load_config(config_path)

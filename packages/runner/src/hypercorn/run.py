@@ -86,7 +86,13 @@ def run(config: Config) -> int:
         if config.ssl_enabled:
             config.create_ssl_context()  # each worker loads its own; this finds mistakes early
         if pid_path is not None:
-            write_pid_file(pid_path)
+            try:
+                write_pid_file(pid_path)
+            except OSError as error:
+                pid_path = None  # not ours to remove
+                raise ConfigError(
+                    f"pid_path: cannot write {config.pid_path!r}: {error.strerror}"
+                ) from error
         if config.workers == 0:
             set_process_title("worker", config)
             return _run_in_process(config, sockets, report)

@@ -132,7 +132,11 @@ def load_worker_function(worker_class: str) -> WorkerEntryPoint:
 def describe_error(error: BaseException) -> str:
     """One line for the user: the message of their mistake, or the exception's type and
     message for anything else."""
-    if isinstance(error, USER_ERRORS):
+    if isinstance(error, OSError) and error.strerror:  # without the "[Errno N]" prefix
+        text = error.strerror
+        if error.filename is not None:
+            text = f"{text}: {os.fsdecode(error.filename)!r}"
+    elif isinstance(error, USER_ERRORS):
         text = str(error)
     else:
         text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
