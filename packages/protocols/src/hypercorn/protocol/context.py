@@ -14,14 +14,23 @@ machine); :class:`Connection` is the API every connection offers its driver.
 from __future__ import annotations
 
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Protocol, final
+from typing import TYPE_CHECKING, Any, Protocol, final
 
 if TYPE_CHECKING:
     from hypercorn.config import Config
     from hypercorn.protocol.events import DriverEvent, Event
     from hypercorn.typing import ASGIReceiveEvent, ASGISendEvent, LifespanState
 
-__all__ = ("Connection", "ProtocolContext", "Stream", "StreamOwner", "http_date")
+__all__ = (
+    "Address",
+    "BaseConnection",
+    "Connection",
+    "DatagramConnection",
+    "ProtocolContext",
+    "Stream",
+    "StreamOwner",
+    "http_date",
+)
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -125,11 +134,12 @@ class Stream(Protocol):
         """Act on deadlines that have passed (``context.now`` is current)."""
 
 
-class Connection(Protocol):
-    """The API every connection (HTTP/1.1, HTTP/2) offers its driver.
+class BaseConnection(Protocol):
+    """What every connection offers its driver, whatever carries its bytes.
 
-    The driver's loop: feed bytes with :meth:`receive_data`, then write
-    :meth:`data_to_send`, then act on :meth:`events`; run applications as
+    The driver's loop: feed what arrived (:meth:`Connection.receive_data` bytes, or
+    :meth:`DatagramConnection.receive_datagram` datagrams), then write what the connection
+    has for the peer, then act on :meth:`events`; run applications as
     :class:`~hypercorn.protocol.events.SpawnApp` asks; close the transport once
     :attr:`closed` is true and everything was written; stop reading while
     :attr:`reading_paused`; call :meth:`handle_timer` at :meth:`next_deadline`.
@@ -142,12 +152,6 @@ class Connection(Protocol):
     @property
     def reading_paused(self) -> bool:
         """True while the driver should not read (backpressure towards the peer)."""
-
-    def receive_data(self, data: bytes) -> None:
-        """Feed bytes from the peer; ``b""`` means the peer closed its side."""
-
-    def data_to_send(self) -> bytes:
-        """Take the bytes waiting to be written to the peer (``b""`` if none)."""
 
     def events(self) -> list[DriverEvent]:
         """Take the driver events that are waiting."""
@@ -174,3 +178,27 @@ class Connection(Protocol):
     def shutdown(self) -> None:
         """Begin a graceful shutdown: take no new requests, finish the open ones, then
         close (HTTP/2: GOAWAY). Idle connections close at once."""
+
+
+class Connection(BaseConnection, Protocol):
+    """A connection over a byte stream (HTTP/1.1, HTTP/2 over TCP)."""
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes from the peer; ``b""`` means the peer closed its side."""
+
+    def data_to_send(self) -> bytes:
+        """Take the bytes waiting to be written to the peer (``b""`` if none)."""
+
+
+#: A UDP peer address, as the socket reports it.
+Address = tuple[Any, ...]
+
+
+class DatagramConnection(BaseConnection, Protocol):
+    """A connection over datagrams (HTTP/3 over QUIC): one of many on a UDP socket."""
+
+    def receive_datagram(self, data: bytes, address: Address) -> None:
+        """Feed one datagram that arrived from ``address``."""
+
+    def datagrams_to_send(self) -> list[tuple[bytes, Address]]:
+        """Take the datagrams waiting to be sent, each with its destination."""
