@@ -120,6 +120,13 @@ class _Runtime:
     ) -> Listener:
         return await listen(sock, ssl_context, worker, connections, self._group.create_task)
 
+    async def listen_quic(
+        self, sock: socket.socket, worker: WorkerState, connections: ConnectionTasks
+    ) -> Listener:
+        from hypercorn.asyncio.udp_server import listen_quic
+
+        return await listen_quic(sock, worker, connections, self._group.create_task)
+
     def cancel_background(self) -> None:
         for task in list(self._background):
             task.cancel()

@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-__all__ = ("Backend", "Flag", "Spawn", "Timer", "Transport")
+__all__ = ("Backend", "Flag", "SendDatagram", "Spawn", "Timer", "Transport")
 
 #: Starts ``function(*args)`` as a task of a connection's task group (nursery).
 Spawn = Callable[..., None]
+#: Sends one datagram to an address (a UDP socket's ``sendto``); never blocks.
+SendDatagram = Callable[[bytes, tuple[Any, ...]], None]
 
 
 class Flag(Protocol):

@@ -27,8 +27,9 @@ from hypercorn.protocol import ServerConnection
 from hypercorn.protocol.events import ReceiveReady, SendReady, SpawnApp, StreamEnded
 
 if TYPE_CHECKING:
-    from hypercorn.driver.backend import Flag, Spawn, Timer, Transport
+    from hypercorn.driver.backend import Flag, SendDatagram, Spawn, Timer, Transport
     from hypercorn.driver.worker import WorkerState
+    from hypercorn.protocol.context import BaseConnection, DatagramConnection
     from hypercorn.typing import ASGIReceiveEvent, ASGISendEvent, WWWScope
 
 __all__ = ("AppRunner", "ConnectionDriver")
@@ -39,9 +40,12 @@ class ConnectionDriver:
     """Moves bytes and events between one transport and its protocol connection."""
 
     __slots__ = (
+        "_datagrams",
         "_deadline",
         "_reading_paused",
+        "_sendto",
         "_spawn",
+        "_stream",
         "_timer",
         "apps",
         "closed",
@@ -57,18 +61,33 @@ class ConnectionDriver:
         transport: Transport,
         spawn: Spawn,
         *,
-        ssl: bool,
-        client: tuple[str, int] | None,
-        server: tuple[str, int] | None,
+        ssl: bool = False,
+        client: tuple[str, int] | None = None,
+        server: tuple[str, int] | None = None,
         alpn_protocol: str | None = None,
+        datagrams: tuple[DatagramConnection, SendDatagram] | None = None,
     ) -> None:
+        """A connection over ``transport``: a byte stream (HTTP/1.1, HTTP/2), for which the
+        driver makes the :class:`ServerConnection` from ``ssl``, ``client``, ``server`` and
+        ``alpn_protocol``; or, with ``datagrams``, one QUIC connection of a UDP socket and
+        the function that sends its datagrams (``transport`` then only closes it)."""
         self.worker = worker
         self.transport = transport
         self._spawn = spawn
         worker.context.now = worker.backend.time()
-        self.connection = ServerConnection(
-            worker.context, ssl=ssl, client=client, server=server, alpn_protocol=alpn_protocol
-        )
+        self._stream: ServerConnection | None
+        self._datagrams: DatagramConnection | None
+        self._sendto: SendDatagram | None
+        self.connection: BaseConnection
+        if datagrams is None:
+            self.connection = self._stream = ServerConnection(
+                worker.context, ssl=ssl, client=client, server=server, alpn_protocol=alpn_protocol
+            )
+            self._datagrams = self._sendto = None
+        else:
+            self.connection, self._sendto = datagrams
+            self._datagrams = self.connection
+            self._stream = None
         #: The applications running for this connection's streams, by stream id.
         self.apps: dict[int, AppRunner] = {}
         #: Set once the transport is closed and every application has returned.
@@ -91,8 +110,9 @@ class ConnectionDriver:
         """Bytes arrived from the peer (ignored once the transport is closed)."""
         if self.transport_closed:
             return
+        assert self._stream is not None
         self.worker.context.now = self.worker.backend.time()
-        self.connection.receive_data(data)
+        self._stream.receive_data(data)
         self.pump()
 
     def eof_received(self) -> None:
@@ -103,9 +123,9 @@ class ConnectionDriver:
         """The transport is gone (closed by us, by the peer, or by an error)."""
         if not self.transport_closed:
             self.transport_closed = True
-            if not self.connection.closed:
+            if self._stream is not None and not self._stream.closed:
                 self.worker.context.now = self.worker.backend.time()
-                self.connection.receive_data(b"")
+                self._stream.receive_data(b"")
                 self.pump()
         self._stop_timer()
         for runner in self.apps.values():
@@ -129,10 +149,17 @@ class ConnectionDriver:
             return
         connection = self.connection
         transport = self.transport
+        stream = self._stream
         while True:
-            data = connection.data_to_send()
-            if data:
-                transport.write(data)
+            if stream is not None:
+                data = stream.data_to_send()
+                if data:
+                    transport.write(data)
+            else:
+                assert self._datagrams is not None
+                assert self._sendto is not None
+                for datagram, address in self._datagrams.datagrams_to_send():
+                    self._sendto(datagram, address)
             events = connection.events()
             if not events:
                 break

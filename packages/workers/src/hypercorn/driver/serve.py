@@ -26,7 +26,8 @@ a :class:`~hypercorn.driver.backend.Backend`, a way to start background tasks, a
 
 The listening sockets are closed when the worker stops, whoever created them (as the
 reference implementation's asyncio worker did; closing a socket twice is harmless).
-HTTP/3 is not served yet: QUIC sockets are ignored with a warning.
+``quic_bind`` sockets serve HTTP/3 (:mod:`hypercorn.driver.quic`); a QUIC socket closes
+once its last connection has ended.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Protocol, final
 
 from hypercorn.driver.lifespan import Lifespan
+from hypercorn.driver.quic import load_quic
 from hypercorn.driver.worker import WorkerState
 from hypercorn.statsd import StatsdLogger
 from hypercorn.utils import repr_socket_addr
@@ -166,6 +168,13 @@ class Runtime(Protocol):
         Each connection runs as a task registered in ``connections`` for its lifetime.
         """
 
+    async def listen_quic(
+        self, sock: socket.socket, worker: WorkerState, connections: ConnectionTasks
+    ) -> Listener:
+        """Start serving HTTP/3 on the UDP socket ``sock`` (a
+        :class:`~hypercorn.driver.quic.QuicListener`, registered in ``connections`` until
+        its last QUIC connection ends)."""
+
 
 @final
 class ConnectionTasks:
@@ -260,6 +269,7 @@ async def run_worker(
     lifespan = Lifespan(app, config, backend, lifespan_state)
     connections = ConnectionTasks(backend)
     listeners: list[Listener] = []
+    quic_serving: list[socket.socket] = []
     owned = sockets is None
     if sockets is None:
         sockets = config.create_sockets()
@@ -267,10 +277,7 @@ async def run_worker(
         # Configuration errors (a certificate that does not load) fail before the app starts.
         ssl_context = config.create_ssl_context() if sockets.secure_sockets else None
         if sockets.quic_sockets:
-            await config.log.warning(
-                "HTTP/3 is not supported by this version of the workers: "
-                "quic_bind sockets are ignored"
-            )
+            load_quic(worker, None)  # aioquic, TLS and the QUIC certificate load, or fail now
         runtime.spawn(lifespan.run)
         await lifespan.startup()
 
@@ -282,6 +289,12 @@ async def run_worker(
             listeners.append(await runtime.listen(sock, context, worker, connections))
             binds.append(url)
             await config.log.info("Running on %s (CTRL + C to quit)", url)
+        for sock in sockets.quic_sockets:
+            url = bind_url(sock, secure=True)
+            listeners.append(await runtime.listen_quic(sock, worker, connections))
+            quic_serving.append(sock)  # closed by its listener, after its last connection
+            binds.append(url)
+            await config.log.info("Running on %s over HTTP/3 (QUIC)", url)
         if started is not None:
             started(binds)
         if supervisor is not None:
@@ -303,7 +316,7 @@ async def run_worker(
             for sock in [
                 *sockets.secure_sockets,
                 *sockets.insecure_sockets,
-                *sockets.quic_sockets,
+                *(sock for sock in sockets.quic_sockets if sock not in quic_serving),
             ]:
                 sock.close()
 

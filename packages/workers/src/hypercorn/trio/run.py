@@ -101,6 +101,13 @@ class _Runtime:
     ) -> Listener:
         return await listen(self._nursery, sock, ssl_context, worker, connections)
 
+    async def listen_quic(
+        self, sock: socket.socket, worker: WorkerState, connections: ConnectionTasks
+    ) -> Listener:
+        from hypercorn.trio.udp_server import listen_quic
+
+        return await listen_quic(self._nursery, sock, worker, connections)
+
 
 def _signal_trigger(stack: contextlib.ExitStack) -> ShutdownTrigger | None:
     """Receive SIGINT and SIGTERM (until ``stack`` closes) as the shutdown trigger."""
