@@ -19,14 +19,16 @@ without a worker accepting on them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, Literal, final
+from typing import TYPE_CHECKING, Any, Final, Literal, final
 
 from hypercorn.config import ConfigError
 from hypercorn.supervisor.child import (
@@ -90,11 +92,26 @@ class WorkerPool:
         self.sockets = sockets
         self.workers: list[Worker] = []
         self._context = multiprocessing.get_context("spawn")
+        # QUIC with several workers: each worker reads a UDP socket of its own in one
+        # SO_REUSEPORT group, so that the kernel steers all the datagrams from one client
+        # address to the same worker (a hash of the addresses). On one shared socket they
+        # would go to whichever worker reads first, while a QUIC connection lives in one
+        # worker. A socket in the group gets its share of datagrams whether or not anybody
+        # reads it, so the supervisor closes its own once the first worker has its twin,
+        # and binds a new one for each worker it starts.
+        quic = sockets.quic_sockets
+        self._quic_originals = [sock for sock in quic if _reuses_port(sock)]
+        self._quic_addresses = [_address_of(sock) for sock in self._quic_originals]
+        self._shared_quic = [sock for sock in quic if not _reuses_port(sock)]
 
     def spawn(self) -> Worker:
         reader, writer = self._context.Pipe(duplex=False)
         stop = StopFlag(self._context.Event(), os.getpid())
-        spec = WorkerProcessSpec(self.config, self.sockets, stop, WorkerLink(writer))
+        own_quic = [_udp_socket(*address) for address in self._quic_addresses]
+        sockets = self.sockets
+        if own_quic:
+            sockets = dataclasses.replace(sockets, quic_sockets=[*self._shared_quic, *own_quic])
+        spec = WorkerProcessSpec(self.config, sockets, stop, WorkerLink(writer))
         process = self._context.Process(
             target=worker_main, args=(spec,), daemon=self.config.daemon, name="hypercorn-worker"
         )
@@ -112,6 +129,11 @@ class WorkerPool:
                 ) from error
             finally:
                 writer.close()
+                for sock in own_quic:
+                    sock.close()  # the worker's now; the supervisor must not hold it
+        for sock in self._quic_originals:  # see __init__
+            sock.close()
+        self._quic_originals.clear()
         worker = Worker(process, reader, stop)
         self.workers.append(worker)
         return worker
@@ -157,6 +179,39 @@ class WorkerPool:
             worker.process.join(5.0)
             worker.reader.close()
         self.workers.clear()
+
+
+def _reuses_port(sock: socket.socket) -> bool:
+    """Whether the UDP socket ``sock`` was made for several workers (``SO_REUSEPORT``)."""
+    option = getattr(socket, "SO_REUSEPORT", None)
+    return option is not None and bool(sock.getsockopt(socket.SOL_SOCKET, option))
+
+
+_UDPAddress = tuple[socket.AddressFamily, Any, bool]
+
+
+def _address_of(sock: socket.socket) -> _UDPAddress:
+    v6only = sock.family == socket.AF_INET6 and bool(
+        sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+    )
+    return sock.family, sock.getsockname(), v6only
+
+
+def _udp_socket(family: socket.AddressFamily, address: Any, v6only: bool) -> socket.socket:
+    """A UDP socket bound to ``address`` in its ``SO_REUSEPORT`` group, for one worker."""
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(v6only))
+        sock.bind(address)
+        sock.setblocking(False)
+        sock.set_inheritable(True)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 @contextlib.contextmanager
