@@ -144,11 +144,10 @@ def test_wheels_install_and_import_in_a_clean_venv(
     env = tmp_path / "venv"
     venv.create(env, with_pip=True, symlinks=True)
     python = env / "bin" / "python"
-    # The workers wheel with its event-loop extras, so that hypercorn.trio imports too.
-    wheels = [
-        f"{wheel}[trio,uvloop]" if package == "workers" else str(wheel)
-        for package, (wheel, _) in built.items()
-    ]
+    # With every extra, so that each module imports: hypercorn.trio (trio), the HTTP/3
+    # modules (aioquic) and the accelerated HTTP/1.1 parser (httptools).
+    extras = {"protocols": "[accel,h3]", "workers": "[trio,uvloop,h3]"}
+    wheels = [f"{wheel}{extras.get(package, '')}" for package, (wheel, _) in built.items()]
     subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", *wheels],
         check=True,
