@@ -87,18 +87,25 @@ _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
 _BAD_VALUE = re.compile(rb"[\x00\r\n]")
 
 
-def copy_headers(headers: Iterable[tuple[bytes, bytes]], into: Headers) -> None:
-    """Append ``headers`` to ``into`` without connection-specific ones; check the rest."""
+def copy_headers(
+    headers: Iterable[tuple[bytes, bytes]], into: Headers, *, http3: bool = False
+) -> None:
+    """Append ``headers`` to ``into`` without connection-specific ones; check the rest.
+
+    HTTP/2 keeps ``te: trailers``; HTTP/3 drops ``te`` in every response (RFC 9114 §4.2).
+    The HTTP/3 connection shares this function.
+    """
+    version = "HTTP/3" if http3 else "HTTP/2"
     for name, value in headers:
         name = name.lower()
         if name in CONNECTION_SPECIFIC:
             continue
-        if name == b"te" and value.strip().lower() != b"trailers":
+        if name == b"te" and (http3 or value.strip().lower() != b"trailers"):
             continue
         if _TOKEN.fullmatch(name) is None:
-            raise ValueError(f"Invalid HTTP/2 header name {name!r}")
+            raise ValueError(f"Invalid {version} header name {name!r}")
         if _BAD_VALUE.search(value) is not None:
-            raise ValueError(f"Invalid HTTP/2 header value {value!r} (NUL, CR or LF)")
+            raise ValueError(f"Invalid {version} header value {value!r} (NUL, CR or LF)")
         into.append((name, value))
 
 

@@ -61,7 +61,6 @@ closing period (keep calling :meth:`H3Connection.handle_timer`); streams still o
 from __future__ import annotations
 
 import contextlib
-import re
 from typing import TYPE_CHECKING, Any, final
 
 from aioquic.h3.connection import H3_ALPN, ErrorCode
@@ -89,7 +88,7 @@ from hypercorn.protocol.events import (
     StreamClosed,
     Trailers,
 )
-from hypercorn.protocol.h2_flow import BUFFER_HIGH_WATER, BUFFER_LOW_WATER, CONNECTION_SPECIFIC
+from hypercorn.protocol.h2_flow import BUFFER_HIGH_WATER, BUFFER_LOW_WATER, copy_headers
 from hypercorn.protocol.http_stream import HTTPStream
 from hypercorn.protocol.ws_stream import WSStream
 from hypercorn.typing import ConnectionState
@@ -120,25 +119,8 @@ Address = tuple[Any, ...]
 
 #: Longest silence from the client, while streams are open, before the server pings.
 _MAX_PING_INTERVAL = 10.0
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
-_BAD_VALUE = re.compile(rb"[\x00\r\n]")
-#: Response headers HTTP/3 forbids (RFC 9114 §4.2): ``te`` is for requests only.
-_FORBIDDEN = CONNECTION_SPECIFIC | {b"te"}
 _HEADERS = 0  # a held item: a response head
 _DATA = 1  # a held item: a data chunk
-
-
-def _copy_headers(headers: Iterable[tuple[bytes, bytes]], into: Headers) -> None:
-    """Append ``headers`` to ``into`` without connection-specific ones; check the rest."""
-    for name, value in headers:
-        name = name.lower()
-        if name in _FORBIDDEN:
-            continue
-        if _TOKEN.fullmatch(name) is None:
-            raise ValueError(f"Invalid HTTP/3 header name {name!r}")
-        if _BAD_VALUE.search(value) is not None:
-            raise ValueError(f"Invalid HTTP/3 header value {value!r} (NUL, CR or LF)")
-        into.append((name, value))
 
 
 # ---------------------------------------------------------------------------------------
@@ -420,7 +402,7 @@ class H3Connection:
             self._end(entry)
         elif isinstance(event, Trailers):
             trailers: Headers = []
-            _copy_headers(event.headers, trailers)
+            copy_headers(event.headers, trailers, http3=True)
             if trailers:
                 self._release(entry)
                 entry.finished = True
@@ -586,7 +568,7 @@ class H3Connection:
 
     def _head(self, status_code: int, headers: Iterable[tuple[bytes, bytes]]) -> Headers:
         block: Headers = [(b":status", b"%d" % status_code)]
-        _copy_headers(headers, block)
+        copy_headers(headers, block, http3=True)
         block.extend(self._context.default_headers("h3"))
         return block
 
@@ -650,7 +632,7 @@ class H3Connection:
             else:
                 headers.append((name, value))
         pushed_headers: Headers = [(b"host", host)]
-        _copy_headers(headers, pushed_headers)
+        copy_headers(headers, pushed_headers, http3=True)
         block: Headers = [
             (b":method", request.method.encode("latin-1")),
             (b":scheme", b"https"),
