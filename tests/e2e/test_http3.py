@@ -96,9 +96,7 @@ def test_quic_bind_serves_http3_beside_tls(app_dir: Path, tls: TLSFiles, workers
         async def many() -> list[tuple[int, dict[str, Any]]]:
             # Separate connections from separate client ports: with several workers the
             # kernel spreads them, and each must reach the worker that holds its state.
-            return await asyncio.gather(
-                *(_get_over_h3(port, tls, f"/h3/{n}") for n in range(12))
-            )
+            return await asyncio.gather(*(_get_over_h3(port, tls, f"/h3/{n}") for n in range(12)))
 
         results = asyncio.run(asyncio.wait_for(many(), 3 * TIMEOUT))
         assert [status for status, _ in results] == [200] * 12
