@@ -90,6 +90,7 @@ DEFAULTS: list[tuple[str, object]] = [
     ("h2_max_concurrent_streams", 100),
     ("h2_max_header_list_size", 2**16),
     ("h2_max_inbound_frame_size", 2**14),
+    ("http1_parser", "auto"),
     ("include_date_header", True),
     ("include_server_header", True),
     ("keep_alive_timeout", 5.0),

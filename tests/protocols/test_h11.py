@@ -1,14 +1,17 @@
 """The HTTP/1.1 connection: exchanges, keep-alive, errors, switches, timers.
 
 The peer is h11 in the client role (or wsproto for WebSockets), in memory; the test plays
-the application through ``app_send``/``app_receive``/``app_finished``. The malformed
-request table is parametrised over a codec factory so the same cases run against every
-HTTP/1 parser plugged into the connection.
+the application through ``app_send``/``app_receive``/``app_finished``. Every test runs once
+per HTTP/1 codec (the ``codec`` fixture below, over :data:`CODECS`), with the same
+expectations: the codecs must be interchangeable.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -25,7 +28,7 @@ from wsproto.events import (
 )
 from wsproto.events import Request as WSRequest
 
-from hypercorn.config import Config
+from hypercorn.config import Config, ConfigError
 from hypercorn.protocol.context import Connection, ProtocolContext, StreamOwner
 from hypercorn.protocol.events import (
     Body,
@@ -33,6 +36,7 @@ from hypercorn.protocol.events import (
     EndBody,
     EndData,
     H2Switch,
+    InformationalResponse,
     Request,
     Response,
     SpawnApp,
@@ -40,24 +44,45 @@ from hypercorn.protocol.events import (
     Trailers,
 )
 from hypercorn.protocol.h11 import H2_PREFACE, STREAM_ID, H11Connection
-from hypercorn.protocol.http1 import NEED_DATA, PAUSED, CodecFactory, H11Codec, ParseError
+from hypercorn.protocol.http1 import (
+    NEED_DATA,
+    PAUSED,
+    CodecFactory,
+    H11Codec,
+    ParseError,
+    select_codec,
+)
+from hypercorn.protocol.http1_httptools import HttptoolsCodec
 from hypercorn.typing import ASGIReceiveEvent, ConnectionState, HTTPScope, WWWScope
 from tests.protocols.support import CLIENT, DATE, SERVER, Headers, make_context
 
 H2_FULL_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
-#: Every HTTP/1 codec the connection can use; the tables below run against each.
-CODECS = [pytest.param(H11Codec, id="h11")]
+#: Every HTTP/1 codec the connection can use; every test below runs against each.
+CODECS = [pytest.param(H11Codec, id="h11"), pytest.param(HttptoolsCodec, id="httptools")]
 
 GET = b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"
 
+#: The codec make_connection() uses in the test that runs now (set by the fixture below).
+_current_codec: CodecFactory = H11Codec
+
+
+@pytest.fixture(autouse=True, params=CODECS)
+def codec(request: pytest.FixtureRequest) -> Iterator[CodecFactory]:
+    """Run the test once per codec; connections made with make_connection() use it."""
+    global _current_codec
+    factory: CodecFactory = request.param
+    _current_codec = factory
+    yield factory
+    _current_codec = H11Codec
+
 
 def make_connection(
-    config: Config | None = None, *, codec: CodecFactory = H11Codec
+    config: Config | None = None, *, codec: CodecFactory | None = None
 ) -> tuple[H11Connection, ProtocolContext]:
     context = make_context(config)
     connection = H11Connection(
-        context, ssl=False, client=CLIENT, server=SERVER, codec_factory=codec
+        context, ssl=False, client=CLIENT, server=SERVER, codec_factory=codec or _current_codec
     )
     return connection, context
 
@@ -224,7 +249,6 @@ def test_implements_the_connection_and_owner_contracts() -> None:
     assert not is_paused(connection)
 
 
-@pytest.mark.parametrize("codec", CODECS)
 def test_codec_reads_one_request_at_a_time(codec: CodecFactory) -> None:
     state = ConnectionState({"k": "v"})
     parser = codec(Config(), state)
@@ -254,7 +278,6 @@ def test_codec_reads_one_request_at_a_time(codec: CodecFactory) -> None:
     assert isinstance(parser.next_event(), Request)
 
 
-@pytest.mark.parametrize("codec", CODECS)
 def test_codec_send_errors(codec: CodecFactory) -> None:
     parser = codec(Config(), ConnectionState({}))
     parser.receive_data(GET)
@@ -270,7 +293,6 @@ def test_codec_send_errors(codec: CodecFactory) -> None:
     assert not parser.can_send
 
 
-@pytest.mark.parametrize("codec", CODECS)
 def test_codec_error_response_before_any_request(codec: CodecFactory) -> None:
     parser = codec(Config(), ConnectionState({}))
     parser.receive_data(
@@ -613,13 +635,123 @@ MALFORMED: list[Any] = [
     ),
     pytest.param(b"GET / HTTP/1.1\nHost: a\n\n", None, id="bare-lf"),
     pytest.param(b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", None, id="obs-fold"),
+    # Where llhttp and h11 part ways (the httptools codec must answer as h11 does).
+    pytest.param(b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400, id="two-spaces-after-method"),
+    pytest.param(b"GET /  HTTP/1.1\r\nHost: a\r\n\r\n", 400, id="two-spaces-after-target"),
+    pytest.param(b"GET / HTTP/1.1 \r\nHost: a\r\n\r\n", 400, id="space-after-version"),
+    pytest.param(b"GET / http/1.1\r\nHost: a\r\n\r\n", 400, id="lower-case-protocol"),
+    pytest.param(b"GET / RTSP/1.0\r\nHost: a\r\n\r\n", 400, id="rtsp"),
+    pytest.param(b" GET / HTTP/1.1\r\nHost: a\r\n\r\n", 400, id="leading-space"),
+    pytest.param(b"GET / HTTP/0.9\r\nHost: a\r\n\r\n", 505, id="http-0.9-request-line"),
+    pytest.param(b"GET / HTTP/2.0\r\nHost: a\r\nHost: b\r\n\r\n", 400, id="http-2.0-two-hosts"),
+    pytest.param(b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", 400, id="http10-two-hosts"),
+    pytest.param(b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\r\n\r\n", 400, id="cr-before-crlf"),
+    pytest.param(b"GET / HTTP/1.1\r\n X: 1\r\nHost: a\r\n\r\n", 400, id="fold-without-field"),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 000000000000000000001\r\n\r\nx",
+        400,
+        id="content-length-of-21-digits",
+    ),
+    pytest.param(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n", 400, id="empty-length"),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 2\r\n\r\nx",
+        400,
+        id="content-length-list",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        501,
+        id="transfer-coding-list",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        501,
+        id="two-transfer-encodings",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nContent-Length: x\r\n\r\n",
+        501,
+        id="first-framing-error-wins-501",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+        400,
+        id="first-framing-error-wins-400",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\naXY",
+        400,
+        id="bad-chunk-footer",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\n0\r\n\r\n",
+        400,
+        id="bare-lf-after-chunk",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\na\r\n0\r\n\r\n",
+        400,
+        id="bare-lf-chunk-size",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"0" * 21
+        + b"1\r\na\r\n",
+        400,
+        id="chunk-size-of-22-digits",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1;" + b"e" * 20_000,
+        431,
+        id="oversized-chunk-extension",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nno colon\r\n\r\n",
+        400,
+        id="bad-trailer",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"0\r\nTransfer-Encoding: gzip\r\n\r\n",
+        501,
+        id="transfer-encoding-trailer",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: "
+        + b"t" * 20_000,
+        431,
+        id="oversized-trailers",
+    ),
+    pytest.param(b"FOO / HTTP/1.1\r\nHost: a\r\n\r\n", None, id="unknown-method"),
+    pytest.param(b"GET http://a/b HTTP/1.1\r\nHost: a\r\n\r\n", None, id="absolute-form"),
+    pytest.param(b"GET a HTTP/1.1\r\nHost: a\r\n\r\n", None, id="target-without-slash"),
+    pytest.param(b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x01\x7fb\r\n\r\n", None, id="ctl-in-value"),
+    pytest.param(b"GET / HTTP/1.1\r\nHost: a\r\nX:\ta\tb \t\r\n\r\n", None, id="tabs-in-value"),
+    pytest.param(b"GET / HTTP/1.1\r\nHost: a\r\nX: \xc3\xa9\r\n\r\n", None, id="obs-text"),
+    pytest.param(b"GET / HTTP/1.1\r\nHost: a\r\n\n", None, id="crlf-then-bare-lf"),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2, 2\r\n\r\nab",
+        None,
+        id="content-length-list-of-equals",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: " + b"0" * 19 + b"2\r\n\r\nab",
+        None,
+        id="content-length-of-20-digits",
+    ),
+    pytest.param(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ChunKed\r\n\r\n"
+        b"2;a=b \r\nab\r\n0\r\nX: a\r\n b\r\n\r\n",
+        None,
+        id="chunked-any-case-extension-folded-trailer",
+    ),
 ]
 
 
-@pytest.mark.parametrize("codec", CODECS)
 @pytest.mark.parametrize(("request_bytes", "status"), MALFORMED)
-def test_malformed_request(codec: CodecFactory, request_bytes: bytes, status: int | None) -> None:
-    connection, _ = make_connection(codec=codec)
+def test_malformed_request(request_bytes: bytes, status: int | None) -> None:
+    connection, _ = make_connection()
     app = App(connection)
     connection.receive_data(request_bytes)
     app.run()
@@ -639,17 +771,38 @@ def test_malformed_request(codec: CodecFactory, request_bytes: bytes, status: in
     assert connection.events() == []
 
 
-@pytest.mark.parametrize("codec", CODECS)
-def test_obs_fold_value_is_unfolded(codec: CodecFactory) -> None:
-    connection, _ = make_connection(codec=codec)
+def test_obs_fold_value_is_unfolded() -> None:
+    connection, _ = make_connection()
     connection.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n")
     [scope] = spawned(connection)
     assert (b"x", b"a b") in list(scope["headers"])
 
 
-@pytest.mark.parametrize("codec", CODECS)
-def test_malformed_body_while_the_application_waits(codec: CodecFactory) -> None:
-    connection, _ = make_connection(codec=codec)
+def test_request_headers_are_normalised_as_h11_does() -> None:
+    connection, _ = make_connection()
+    connection.receive_data(
+        b"POST / HTTP/1.1\r\nHost: a\r\nX:  a b \t\r\nContent-Length: 1, 1\r\n"
+        b"Content-Length: 1\r\nConnection: Keep-Alive\r\n\r\nz"
+    )
+    [scope] = spawned(connection)
+    assert list(scope["headers"]) == [
+        (b"host", b"a"),
+        (b"x", b"a b"),
+        (b"content-length", b"1"),
+        (b"connection", b"Keep-Alive"),
+    ]
+    connection.receive_data(b"")
+    connection, _ = make_connection()
+    connection.receive_data(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: CHUNKED\r\n\r\n"
+        b"1\r\nz\r\n0\r\nX-Sum: 1 \r\nx-sum:2\r\n\r\n"
+    )
+    [scope] = spawned(connection)
+    assert (b"transfer-encoding", b"chunked") in list(scope["headers"])
+
+
+def test_malformed_body_while_the_application_waits() -> None:
+    connection, _ = make_connection()
     connection.receive_data(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
     assert len(spawned(connection)) == 1
     connection.receive_data(b"nonsense\r\n")
@@ -664,9 +817,8 @@ def test_malformed_body_while_the_application_waits(codec: CodecFactory) -> None
     assert connection.data_to_send() == b""
 
 
-@pytest.mark.parametrize("codec", CODECS)
-def test_malformed_body_after_the_response_started(codec: CodecFactory) -> None:
-    connection, _ = make_connection(codec=codec)
+def test_malformed_body_after_the_response_started() -> None:
+    connection, _ = make_connection()
     connection.receive_data(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
     spawned(connection)
     connection.app_send(STREAM_ID, {"type": "http.response.start", "status": 200})
@@ -679,6 +831,26 @@ def test_malformed_body_after_the_response_started(codec: CodecFactory) -> None:
     assert connection.data_to_send() == b""  # nothing appended to the response under way
     assert written.startswith(b"HTTP/1.1 200 OK\r\n")
     assert written.endswith(b"4\r\npart\r\n")
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 16\r\n\r\n" + b"b" * 16,
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    ],
+    ids=["content-length", "chunked"],
+)
+def test_request_after_a_body_is_read_from_its_first_byte(first: bytes) -> None:
+    # The second head starts with a line as long as the first body; then it repeats its
+    # request line, which is not a valid field line.
+    second = b"GET / HTTP/1.1\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"
+    connection, _ = make_connection()
+    app = App(connection)
+    connection.receive_data(first + second)
+    app.run()
+    replies = read_replies(connection.data_to_send(), ["POST", "GET"])
+    assert [reply.status for reply in replies] == [200, 400]
 
 
 def test_malformed_second_request_after_a_good_one() -> None:
@@ -720,6 +892,190 @@ def test_header_injection_is_refused(headers: Headers) -> None:
     connection.app_finished(STREAM_ID)
     [reply] = read_replies(connection.data_to_send())
     assert reply.status == 500
+
+
+UNSAFE_HEADERS: list[Any] = [
+    pytest.param([(b"x", b"a\r\nInjected: yes")], id="crlf-in-value"),
+    pytest.param([(b"x", b"a\nb")], id="lf-in-value"),
+    pytest.param([(b"x", b"a\rb")], id="cr-in-value"),
+    pytest.param([(b"x", b"a\x00b")], id="nul-in-value"),
+    pytest.param([(b"x", b"a\x0bb")], id="vt-in-value"),
+    pytest.param([(b"x", b"a\x0cb")], id="ff-in-value"),
+    pytest.param([(b"x", b" a")], id="leading-space"),
+    pytest.param([(b"x", b"a\t")], id="trailing-tab"),
+    pytest.param([(b"", b"a")], id="empty-name"),
+    pytest.param([(b"x y", b"a")], id="space-in-name"),
+    pytest.param([(b"x:y", b"a")], id="colon-in-name"),
+    pytest.param([(b"x\r\ny", b"a")], id="crlf-in-name"),
+    pytest.param([(b"\xc3\xa9", b"a")], id="non-ascii-name"),
+    pytest.param([(b"content-length", b"1, 2")], id="conflicting-length-list"),
+    pytest.param([(b"content-length", b"1"), (b"content-length", b"2")], id="two-lengths"),
+    pytest.param([(b"content-length", b"-1")], id="negative-length"),
+    pytest.param([(b"content-length", b"1" * 21)], id="length-of-21-digits"),
+    pytest.param([(b"transfer-encoding", b"gzip")], id="gzip"),
+    pytest.param([(b"transfer-encoding", b"chunked")] * 2, id="two-transfer-encodings"),
+]
+
+
+@pytest.mark.parametrize("headers", UNSAFE_HEADERS)
+@pytest.mark.parametrize("status", [103, 200])
+def test_codec_refuses_unsafe_headers_before_anything_changes(
+    codec: CodecFactory, headers: Headers, status: int
+) -> None:
+    parser = codec(Config(), ConnectionState({}))
+    parser.receive_data(GET)
+    assert isinstance(parser.next_event(), Request)
+    event = (
+        InformationalResponse(STREAM_ID, headers, status)
+        if status < 200
+        else Response(STREAM_ID, headers, status)
+    )
+    with pytest.raises(ValueError, match="Cannot send this response"):
+        parser.send(event)
+    assert parser.can_send
+    head = parser.send(Response(STREAM_ID, [(b"content-length", b"0")], 200))
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+# Request bytes (None: nothing received) and the events the server then sends.
+FRAMING: list[Any] = [
+    pytest.param(
+        GET, [Response(1, [], 200), Data(1, b"ab"), Data(1, b""), EndData(1)], id="chunked"
+    ),
+    pytest.param(
+        GET,
+        [
+            Response(1, [(b"Content-Length", b"2, 2"), (b"content-length", b"2")], 200),
+            Data(1, b"a"),
+            Data(1, b"b"),
+            EndData(1),
+        ],
+        id="content-length",
+    ),
+    pytest.param(
+        GET, [Response(1, [(b"content-length", b"2")], 200), EndData(1)], id="too-little"
+    ),
+    pytest.param(
+        b"GET / HTTP/1.0\r\n\r\n", [Response(1, [], 200), Data(1, b"x"), EndData(1)], id="http10"
+    ),
+    pytest.param(
+        b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        [Response(1, [(b"connection", b"Keep-Alive, Foo")], 200), EndData(1)],
+        id="http10-keep-alive",
+    ),
+    pytest.param(
+        b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n",
+        [Response(1, [], 200), Data(1, b""), EndData(1)],
+        id="head",
+    ),
+    pytest.param(
+        b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n",
+        [Response(1, [(b"content-length", b"5")], 200), Data(1, b"body")],
+        id="head-body",
+    ),
+    pytest.param(b"HEAD / HTTP/1.0\r\n\r\n", [Response(1, [], 200), EndData(1)], id="head-http10"),
+    pytest.param(
+        GET, [Response(1, [(b"content-length", b"5")], 204), Data(1, b"x")], id="204-body"
+    ),
+    pytest.param(GET, [Response(1, [], 304), EndData(1)], id="304"),
+    pytest.param(
+        GET,
+        [
+            Response(1, [(b"Transfer-Encoding", b"Chunked"), (b"content-length", b"9")], 200),
+            Data(1, b"x"),
+            EndData(1),
+        ],
+        id="transfer-encoding-wins",
+    ),
+    pytest.param(
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        [Response(1, [(b"connection", b"Upgrade, keep-alive")], 200), EndData(1)],
+        id="client-close",
+    ),
+    pytest.param(
+        GET, [Response(1, [(b"Connection", b"Close")], 200), EndData(1)], id="server-close"
+    ),
+    pytest.param(
+        GET,
+        [Response(1, [(b"x", b"1"), (b"Host", b"h"), (b"y", b"2"), (b"host", b"i")], 200)],
+        id="host-first",
+    ),
+    pytest.param(
+        GET,
+        [
+            InformationalResponse(1, [(b"link", b"</a>")], 103),
+            Response(1, [], 200),
+            InformationalResponse(1, [], 100),
+        ],
+        id="informational",
+    ),
+    pytest.param(None, [InformationalResponse(1, [], 100)], id="informational-first"),
+    pytest.param(GET, [InformationalResponse(1, [], 101)], id="101-without-upgrade"),
+    pytest.param(
+        b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nextra",
+        [InformationalResponse(1, [(b"upgrade", b"websocket")], 101), Data(1, b"x")],
+        id="101",
+    ),
+    pytest.param(
+        b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n",
+        [Response(1, [], 400), EndData(1)],
+        id="upgrade-declined",
+    ),
+    pytest.param(
+        b"CONNECT a:1 HTTP/1.1\r\nHost: a\r\n\r\n",
+        [Response(1, [], 200), Data(1, b"x")],
+        id="connect",
+    ),
+    pytest.param(
+        b"CONNECT a:1 HTTP/1.1\r\nHost: a\r\n\r\n",
+        [Response(1, [], 404), Data(1, b"x"), EndData(1)],
+        id="connect-refused",
+    ),
+    pytest.param(
+        b"\x00", [Response(1, [(b"connection", b"close")], 400), EndData(1)], id="after-error"
+    ),
+    pytest.param(
+        b"GET / HTTP/2.0\r\nHost: a\r\nConnection: close\r\n\r\n",
+        [Response(1, [(b"content-length", b"0")], 505), EndData(1)],
+        id="after-505",
+    ),
+    pytest.param(None, [Response(1, [], 200), Data(1, b"x"), EndData(1)], id="no-request"),
+    pytest.param(GET, [Data(1, b"x"), Response(1, [], 200)], id="data-first"),
+    pytest.param(GET, [Response(1, [], 200), Response(1, [], 200)], id="two-responses"),
+    pytest.param(GET, [Response(1, [], 1000), Response(1, [], 599), EndData(1)], id="status"),
+    pytest.param(
+        GET,
+        [Response(1, [], 200), EndData(1), EndData(1), Response(1, [], 200)],
+        id="after-the-end",
+    ),
+]
+
+
+def _framed(factory: CodecFactory, request: bytes | None, events: list[Any]) -> list[object]:
+    """What a codec makes of ``events`` after ``request``: bytes, or how a send failed."""
+    parser = factory(Config(), ConnectionState({}))
+    seen: list[object] = []
+    if request is not None:
+        parser.receive_data(request)
+        while (event := parser.next_event()) is not NEED_DATA and event is not PAUSED:
+            seen.append(event if not isinstance(event, ParseError) else event.status_hint)
+            if isinstance(event, ParseError):
+                break
+    for event in events:
+        try:
+            seen.append(parser.send(event))
+        except ValueError as error:
+            seen.append(("ValueError", "this response" in str(error)))
+        seen.append((parser.can_send, parser.must_close))
+    seen.append((parser.take_trailing_data(), parser.start_next_cycle()))
+    return seen
+
+
+@pytest.mark.parametrize(("request_bytes", "events"), FRAMING)
+def test_codec_frames_responses_as_h11_does(
+    codec: CodecFactory, request_bytes: bytes | None, events: list[Any]
+) -> None:
+    assert _framed(codec, request_bytes, events) == _framed(H11Codec, request_bytes, events)
 
 
 def test_bad_informational_header_is_refused_and_the_response_goes_on() -> None:
@@ -1241,3 +1597,55 @@ def test_last_request_error_response_has_one_connection_close() -> None:
     [reply] = read_replies(connection.data_to_send())
     assert (reply.status, reply.header(b"connection")) == (500, [b"close"])
     assert is_closed(connection)
+
+
+# ---------------------------------------------------------------------------------------
+# Choosing the codec (Config.http1_parser)
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("choice", "expected"),
+    [("h11", H11Codec), ("httptools", HttptoolsCodec), ("auto", HttptoolsCodec)],
+)
+def test_select_codec(choice: str, expected: CodecFactory) -> None:
+    config = Config()
+    config.http1_parser = choice
+    assert select_codec(config) is expected
+
+
+def test_select_codec_refuses_an_unknown_parser() -> None:
+    config = Config()
+    config.http1_parser = "llhttp"
+    with pytest.raises(ConfigError, match=r"http1_parser must be one of .* not 'llhttp'"):
+        select_codec(config)
+
+
+def test_connection_without_a_codec_uses_the_configured_one() -> None:
+    config = Config()
+    config.http1_parser = "nonsense"
+    with pytest.raises(ConfigError, match="http1_parser"):
+        H11Connection(make_context(config), ssl=False, client=CLIENT, server=SERVER)
+
+
+def test_select_codec_without_httptools() -> None:
+    # A fresh interpreter where httptools cannot be imported.
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["httptools"] = None
+        from hypercorn.config import Config, ConfigError
+        from hypercorn.protocol.http1 import H11Codec, select_codec
+        config = Config()
+        assert select_codec(config) is H11Codec
+        config.http1_parser = "httptools"
+        try:
+            select_codec(config)
+        except ConfigError as error:
+            print(error)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert "pip install 'hypercorn-protocols[accel]'" in result.stdout

@@ -320,3 +320,25 @@ def test_pipelined_requests_are_answered_in_order(worker_class: WorkerClass) -> 
         data = recv_until_eof(sock)
     assert data.count(b"HTTP/1.1 200 ") == 3
     assert data.index(b"one") < data.index(b"two") < data.index(b"three")
+
+
+@pytest.mark.parametrize("parser", ["h11", "httptools"])
+def test_each_http1_parser_serves(worker_class: WorkerClass, parser: str) -> None:
+    config = Config()
+    config.http1_parser = parser
+    with running(echo_app, config, worker_class=worker_class) as server:
+        with client() as http:
+            sized = http.post(f"{server.url}/a?b=c", content=b"hello")
+            chunked = http.post(server.url, content=iter([b"a" * 1000, b"b" * 70_000]))
+        with connect(server.address) as sock:
+            sock.sendall(
+                b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"POST /2 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\ntwo"
+                b"GET /3 HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n"
+            )
+            pipelined = recv_until_eof(sock)
+    assert (sized.status_code, sized.content, sized.headers["x-query"]) == (200, b"hello", "b=c")
+    assert chunked.content == b"a" * 1000 + b"b" * 70_000
+    assert pipelined.count(b"HTTP/1.1 200 ") == 2
+    assert b"two" in pipelined
+    assert b"HTTP/1.1 400 " in pipelined  # two Host headers

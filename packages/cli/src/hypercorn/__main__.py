@@ -253,6 +253,10 @@ _GROUPS: tuple[_Group, ...] = (
                 "{default}).", _seconds),
         _Option("--websocket-ping-interval SECONDS", "websocket_ping_interval",
                 "Ping every open WebSocket this often (default: never).", _seconds),
+        _Option("--http1-parser PARSER", "http1_parser",
+                "HTTP/1.1 request parser: h11, httptools (faster; the accel extra) or auto, "
+                "httptools when installed (default: {default}).",
+                choices=("auto", "h11", "httptools")),
     )),
     ("Logging", (
         "TARGET is a file path, or '-' for standard output (access log) or standard\n"

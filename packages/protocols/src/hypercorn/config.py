@@ -214,6 +214,15 @@ class Config:
     """The largest HTTP/2 frame payload accepted from a client, in octets (default
     16 KiB)."""
 
+    http1_parser: str = "auto"
+    """The HTTP/1.1 request parser: ``"h11"``; ``"httptools"`` (llhttp, faster; needs the
+    ``accel`` extra, ``pip install 'hypercorn-protocols[accel]'``); or ``"auto"``, which
+    uses httptools when it is installed and h11 otherwise. Both accept and refuse the same
+    requests and frame responses the same way. An unknown value, or ``"httptools"``
+    without httptools 0.6.3 or newer, is a :class:`ConfigError` from
+    :func:`hypercorn.protocol.http1.select_codec`, which chooses the parser of each
+    HTTP/1.1 connection. An extension of this server. CLI: ``--http1-parser``."""
+
     include_date_header: bool = True
     """Add a ``date`` header to every response."""
 

@@ -3,8 +3,8 @@
 :class:`H11Connection` implements :class:`hypercorn.protocol.context.Connection` for
 HTTP/1.0 and HTTP/1.1 clients and is the :class:`~hypercorn.protocol.context.StreamOwner`
 of its streams. Parsing and serialising are delegated to an
-:class:`~hypercorn.protocol.http1.HTTP1Codec` (h11 by default); this module owns every
-decision.
+:class:`~hypercorn.protocol.http1.HTTP1Codec` (by default the one
+``Config.http1_parser`` selects); this module owns every decision.
 
 Rules this module enforces
 ==========================
@@ -94,7 +94,7 @@ from hypercorn.protocol.events import (
     Trailers,
 )
 from hypercorn.protocol.headers import header_tokens
-from hypercorn.protocol.http1 import NEED_DATA, PAUSED, STREAM_ID, H11Codec, ParseError
+from hypercorn.protocol.http1 import NEED_DATA, PAUSED, STREAM_ID, ParseError, select_codec
 from hypercorn.protocol.http_stream import HTTPStream
 from hypercorn.protocol.ws_stream import WSStream
 from hypercorn.typing import ConnectionState
@@ -148,8 +148,9 @@ class H11Connection:
     """One HTTP/1.x connection between a client and its ASGI streams (see the module).
 
     ``codec_factory`` makes the codec that parses and serialises (see
-    :mod:`hypercorn.protocol.http1`; h11 by default). ``client`` and ``server`` are
-    ``(host, port)`` or None.
+    :mod:`hypercorn.protocol.http1`; by default
+    :func:`~hypercorn.protocol.http1.select_codec` picks it from ``Config.http1_parser``).
+    ``client`` and ``server`` are ``(host, port)`` or None.
     """
 
     __slots__ = (
@@ -186,7 +187,7 @@ class H11Connection:
         ssl: bool,
         client: tuple[str, int] | None,
         server: tuple[str, int] | None,
-        codec_factory: CodecFactory = H11Codec,
+        codec_factory: CodecFactory | None = None,
     ) -> None:
         self._context = context
         self._config = context.config
@@ -196,6 +197,8 @@ class H11Connection:
         #: Set (and the connection stops) when the client asks for HTTP/2; see the module.
         self.switch: H2Switch | None = None
         state = ConnectionState(context.lifespan_state.copy())
+        if codec_factory is None:
+            codec_factory = select_codec(context.config)
         self._codec = codec_factory(context.config, state)
         self._mode = _HTTP
         self._sniff: bytes | None = b""  # first bytes that may still be the HTTP/2 preface

@@ -5,7 +5,9 @@ connection (which stream gets a request, keep-alive, pipelining, upgrades, timer
 responses). Everything that depends on *how* the bytes are parsed and serialised lives
 behind the small :class:`HTTP1Codec` interface defined here, so that a different parser
 (llhttp through httptools, say) can be plugged in without copying any connection logic.
-:class:`H11Codec` implements it with h11.
+:class:`H11Codec` implements it with h11;
+:class:`~hypercorn.protocol.http1_httptools.HttptoolsCodec` with llhttp (the ``accel``
+extra). :func:`select_codec` picks one from ``Config.http1_parser``.
 
 The codec contract
 ==================
@@ -58,6 +60,7 @@ response has ended, so the connection can close without waiting for anything els
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -66,6 +69,7 @@ from typing import TYPE_CHECKING, Protocol, final
 
 import h11
 
+from hypercorn.config import ConfigError
 from hypercorn.protocol.events import (
     Body,
     Data,
@@ -91,6 +95,7 @@ __all__ = (
     "HTTP1Codec",
     "ParseError",
     "Wait",
+    "select_codec",
 )
 
 #: HTTP/1.x carries one exchange at a time; every stream event uses this id.
@@ -168,6 +173,49 @@ class HTTP1Codec(Protocol):
 
 #: Makes the codec of a new connection: ``factory(config, state)`` (e.g. :class:`H11Codec`).
 CodecFactory = Callable[["Config", "ConnectionState"], HTTP1Codec]
+
+#: The values of ``Config.http1_parser``.
+_PARSERS = ("auto", "h11", "httptools")
+
+
+def select_codec(config: Config) -> CodecFactory:
+    """The codec factory ``config.http1_parser`` asks for.
+
+    ``"h11"`` is :class:`H11Codec`; ``"httptools"`` is
+    :class:`~hypercorn.protocol.http1_httptools.HttptoolsCodec` and raises
+    :class:`~hypercorn.config.ConfigError` when httptools (0.6.3 or newer, the ``accel``
+    extra) is not installed; ``"auto"`` is the httptools codec when it can be imported,
+    else :class:`H11Codec`. Any other value is a ``ConfigError``.
+    """
+    choice = config.http1_parser
+    if choice == "h11":
+        return H11Codec
+    if choice == "auto" or choice == "httptools":
+        accelerated = _httptools_codec()
+        if accelerated is not None:
+            return accelerated
+        if choice == "auto":
+            return H11Codec
+        raise ConfigError(
+            "http1_parser 'httptools' needs httptools 0.6.3 or newer, which is not "
+            "installed: pip install 'hypercorn-protocols[accel]'"
+        )
+    raise ConfigError(
+        f"http1_parser must be one of {', '.join(map(repr, _PARSERS))}, not {choice!r}"
+    )
+
+
+@functools.cache
+def _httptools_codec() -> CodecFactory | None:
+    """HttptoolsCodec, or None when httptools is missing or too old (imported once)."""
+    try:
+        from hypercorn.protocol.http1_httptools import HttptoolsCodec
+    except ImportError as exc:
+        if exc.name != "httptools" and not (exc.name or "").startswith("httptools."):
+            raise
+        return None
+    return HttptoolsCodec
+
 
 _SUPPORTED_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
 _REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Protocol, final
 from hypercorn.driver.lifespan import Lifespan
 from hypercorn.driver.quic import load_quic
 from hypercorn.driver.worker import WorkerState
+from hypercorn.protocol.http1 import select_codec
 from hypercorn.statsd import StatsdLogger
 from hypercorn.utils import repr_socket_addr
 
@@ -276,6 +277,7 @@ async def run_worker(
     try:
         # Configuration errors (a certificate that does not load) fail before the app starts.
         ssl_context = config.create_ssl_context() if sockets.secure_sockets else None
+        select_codec(config)  # an http1_parser that cannot be used
         if sockets.quic_sockets:
             load_quic(worker, None)  # aioquic, TLS and the QUIC certificate load, or fail now
         runtime.spawn(lifespan.run)
