@@ -63,6 +63,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any, final
 
+import aioquic
 from aioquic.h3.connection import H3_ALPN, ErrorCode
 from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic.events import (
@@ -119,6 +120,9 @@ Address = tuple[Any, ...]
 
 #: Longest silence from the client, while streams are open, before the server pings.
 _MAX_PING_INTERVAL = 10.0
+#: aioquic 1.4 and later send 1xx heads before the final one; 1.3 (the last release for
+#: Python 3.10) counts a second HEADERS frame as trailers, so early hints are dropped there.
+_INFORMATIONAL_HEADS = tuple(int(part) for part in aioquic.__version__.split(".")[:2]) >= (1, 4)
 _HEADERS = 0  # a held item: a response head
 _DATA = 1  # a held item: a data chunk
 
@@ -395,6 +399,8 @@ class H3Connection:
         elif isinstance(event, Response):
             self._hold(entry, _HEADERS, self._head(event.status_code, event.headers))
         elif isinstance(event, InformationalResponse):
+            if not _INFORMATIONAL_HEADS:
+                return  # a hint only; aioquic 1.3 would take the final head for trailers
             block = self._head(event.status_code, event.headers)
             self._release(entry)
             self._send(entry, _HEADERS, block, end=False)
@@ -738,7 +744,7 @@ class H3Connection:
 
     def _new_stream(self, kind: type[HTTPStream | WSStream], stream_id: int) -> Stream:
         """A stream whose ``client`` is the peer's address now (it may migrate later)."""
-        address = self._quic.get_peer_address()
+        address = self._quic.peer_address()
         client = None if address is None else (str(address[0]), int(address[1]))
         return kind(self._context, self, stream_id, ssl=True, client=client, server=self._server)
 

@@ -48,9 +48,10 @@ connection the driver saw close. Nothing a peer sends makes a method raise.
 
 from __future__ import annotations
 
+import inspect
 import os
 import ssl
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, Any, cast, final
 
 import aioquic.buffer
 from aioquic.h3.connection import FrameType, encode_frame
@@ -222,6 +223,16 @@ class ServerQuicConnection(QuicConnection):
         if mode is not None and mode != ssl.CERT_NONE:
             self.tls._request_client_certificate = True
 
+    def peer_address(self) -> Address | None:
+        """The client's current address (aioquic 1.4 added ``get_peer_address``; the
+        last release for Python 3.10, 1.3, keeps it in its network paths)."""
+        getter = getattr(QuicConnection, "get_peer_address", None)
+        if getter is not None:
+            address: Address | None = getter(self)
+            return address
+        paths = self._network_paths
+        return tuple(paths[0].addr) if paths else None
+
     def client_certificate_problem(self) -> tuple[int, str] | None:
         """None if the client's certificate is acceptable, else (TLS alert, reason)."""
         configuration = self.configuration
@@ -385,12 +396,7 @@ class QuicEndpoint:
             now = self._context.now
             if not header.token:
                 source_cid = os.urandom(self._configuration.connection_id_length)
-                token = retry.create_token(
-                    address=address,
-                    original_destination_connection_id=header.destination_cid,
-                    retry_source_connection_id=source_cid,
-                    now=now,
-                )
+                token = _create_token(retry, address, header.destination_cid, source_cid, now)
                 packet = encode_quic_retry(
                     version=version,
                     source_cid=source_cid,
@@ -401,11 +407,8 @@ class QuicEndpoint:
                 self._out.append((packet, address))
                 return None
             try:
-                original_cid = retry.validate_token(
-                    address=address,
-                    destination_cid=header.destination_cid,
-                    token=header.token,
-                    now=now,
+                original_cid = _validate_token(
+                    retry, address, header.destination_cid, header.token, now
                 )
             except Exception:  # Forged, expired, for another address or id: refuse it.
                 self._out.append((_invalid_token_close(header), address))
@@ -443,6 +446,40 @@ class QuicEndpoint:
             cids.discard(cid)
             if self._routes.get(cid) is connection:
                 del self._routes[cid]
+
+
+# aioquic 1.4 made the retry token handler keyword-only, with a lifetime and a check of
+# the connection id; 1.3 is the last release for Python 3.10 and has neither.
+_TIMED_TOKENS = "now" in inspect.signature(QuicRetryTokenHandler.create_token).parameters
+
+
+def _create_token(
+    retry: QuicRetryTokenHandler, address: Address, original: bytes, source: bytes, now: float
+) -> bytes:
+    if _TIMED_TOKENS:
+        return retry.create_token(
+            address=address,
+            original_destination_connection_id=original,
+            retry_source_connection_id=source,
+            now=now,
+        )
+    token: bytes = cast("Any", retry).create_token(address, original, source)
+    return token
+
+
+def _validate_token(
+    retry: QuicRetryTokenHandler, address: Address, destination: bytes, token: bytes, now: float
+) -> bytes:
+    """The original destination connection id the token carries; raises if it is not
+    valid for ``address`` and ``destination`` (the id the Retry gave the client)."""
+    if _TIMED_TOKENS:
+        return retry.validate_token(
+            address=address, destination_cid=destination, token=token, now=now
+        )
+    original, source = cast("Any", retry).validate_token(address, token)
+    if source != destination:
+        raise ValueError("the token was issued for another connection id")
+    return bytes(original)
 
 
 def _invalid_token_close(header: QuicHeader) -> bytes:
