@@ -8,6 +8,7 @@ import signal
 import ssl
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import pytest
 
@@ -19,7 +20,7 @@ from hypercorn.supervisor.child import (
     describe_error,
     load_worker_function,
 )
-from hypercorn.supervisor.pool import describe_exit
+from hypercorn.supervisor.pool import State, Worker, describe_exit
 from hypercorn.supervisor.reload import (
     PollingReloader,
     WatchfilesReloader,
@@ -29,6 +30,10 @@ from hypercorn.supervisor.reload import (
 )
 from hypercorn.supervisor.signals import SignalInbox, signal_name, signals_named
 from hypercorn.utils import LifespanFailureError, NoAppError
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.process import BaseProcess
 
 # -- signals ------------------------------------------------------------------------------
 
@@ -228,3 +233,81 @@ def test_run_rejects_the_reloader_without_workers(capsys: pytest.CaptureFixture[
     config.errorlog = None
     assert run(config) == 1
     assert "use_reloader needs worker processes" in capsys.readouterr().err
+
+
+# -- the supervisor's decisions -----------------------------------------------------------
+
+
+class _EndedProcess:
+    """Stands in for a worker process that has exited (only what the supervisor reads)."""
+
+    sentinel = -1
+
+    def __init__(self, pid: int, exitcode: int | None) -> None:
+        self.pid = pid
+        self.exitcode = exitcode
+
+
+class _Flag:
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def set(self) -> None:
+        self.stopped = True
+
+
+def _worker(
+    pid: int,
+    state: State,
+    exitcode: int | None = None,
+    *,
+    served: bool = False,
+    replacing: bool = False,
+    failure: str | None = None,
+) -> Worker:
+    return Worker(
+        cast("BaseProcess", _EndedProcess(pid, exitcode)),
+        cast("Connection", None),
+        cast("StopFlag", _Flag()),
+        state=state,
+        served=served,
+        replacing=replacing,
+        failure=failure,
+    )
+
+
+def test_new_workers_failing_together_during_a_restart_keep_the_old_ones() -> None:
+    from hypercorn.config import Sockets
+    from hypercorn.supervisor.pool import Supervisor
+
+    lines: list[str] = []
+    supervisor = Supervisor(Config(), Sockets([], [], []), info=lines.append, error=lines.append)
+    old = _worker(1, "retiring", served=True)
+    first = _worker(2, "starting", exitcode=3, replacing=True, failure="broken")
+    second = _worker(3, "starting", exitcode=3, replacing=True, failure="broken")
+    # Both new workers exited in the same turn: reaped together, then reported one by one.
+    supervisor.pool.workers = [old]
+    supervisor._on_exit(first)
+    supervisor._on_exit(second)
+    assert not supervisor.stopping
+    assert old.state == "serving"
+    assert lines == [
+        "Worker pid 2 failed to start: broken; the running workers carry on",
+        "Worker pid 3 failed to start: broken; the running workers carry on",
+    ]
+
+
+def test_a_worker_failing_at_the_first_start_stops_the_server() -> None:
+    from hypercorn.config import Sockets
+    from hypercorn.supervisor.pool import Supervisor
+
+    lines: list[str] = []
+    supervisor = Supervisor(Config(), Sockets([], [], []), info=lines.append, error=lines.append)
+    other = _worker(2, "starting")
+    supervisor.pool.workers = [other]
+    supervisor._on_exit(_worker(1, "starting", exitcode=3, failure="no module 'x'"))
+    assert supervisor.stopping
+    assert supervisor.exit_code == 3
+    assert other.state == "stopping"
+    assert cast("_Flag", other.stop).stopped
+    assert lines == ["Worker pid 1 failed to start: no module 'x'"]

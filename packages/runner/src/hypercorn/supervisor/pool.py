@@ -77,6 +77,9 @@ class Worker:
     failure: str | None = None
     killed: str | None = None
     served: bool = False
+    #: Started to replace serving workers (a restart, a max_requests recycle): if it fails
+    #: to start, those keep serving instead of the server stopping.
+    replacing: bool = False
 
     @property
     def pid(self) -> int | None:
@@ -365,8 +368,9 @@ class Supervisor:
     def _on_start_failure(self, worker: Worker, how: str, code: int | None) -> None:
         cause = worker.failure or f"the worker {how} before it served"
         message = f"Worker pid {worker.pid} failed to start: {cause}"
-        if any(other.state == "retiring" for other in self.pool.workers):
-            # A restart went wrong: keep the workers that serve, drop the new ones.
+        if worker.replacing:
+            # A restart went wrong: keep the workers that serve, drop the new ones. (Their
+            # failures may arrive together: the others were already reaped.)
             self.error(f"{message}; the running workers carry on")
             for other in self.pool.workers:
                 if other.state == "starting":
@@ -375,6 +379,8 @@ class Supervisor:
                     other.state = "serving"
             return
         if self.reloader is not None:
+            if self.paused:
+                return  # another worker of the same start failed with it
             self.error(f"{message}; waiting for a source change")
             self.paused = True
             for other in self.pool.workers:
@@ -420,9 +426,12 @@ class Supervisor:
         if self.stopping or self.paused or time.monotonic() < self.respawn_at:
             return
         self.respawn_at = 0.0
-        active = sum(worker.state in ("starting", "serving") for worker in self.pool.workers)
+        workers = self.pool.workers
+        active = sum(worker.state in ("starting", "serving") for worker in workers)
+        replacing = any(worker.state == "retiring" for worker in workers)
         for _ in range(self.size - active):
             worker = self.pool.spawn()
+            worker.replacing = replacing
             self.info(f"Started worker pid {worker.pid}")
 
     def _retire_replaced(self) -> None:
