@@ -43,7 +43,12 @@ from hypercorn.protocol.events import (
     StreamEnded,
 )
 from hypercorn.protocol.h2 import BUFFER_HIGH_WATER, BUFFER_LOW_WATER, H2Connection
-from hypercorn.protocol.h2_flow import RFC7540Scheduler, RoundRobinScheduler, StreamScheduler
+from hypercorn.protocol.h2_flow import (
+    LazyPriorityScheduler,
+    RFC7540Scheduler,
+    RoundRobinScheduler,
+    StreamScheduler,
+)
 from hypercorn.typing import ASGISendEvent
 from tests.protocols.h2_support import split_frames
 from tests.protocols.support import CLIENT, DATE, SERVER, Headers, make_context
@@ -685,8 +690,35 @@ def test_placeholder_priorities_group_streams() -> None:
     assert first.count(3) >= 3  # without the groups both would weigh 16 and alternate
 
 
-@pytest.mark.parametrize("make", [RFC7540Scheduler, RoundRobinScheduler])
-def test_scheduler_contract(make: type[RFC7540Scheduler | RoundRobinScheduler]) -> None:
+def test_streams_without_priorities_take_turns_by_default() -> None:
+    pair = started()
+    pair.request(1)
+    pair.request(3)
+    order = _two_streams(pair, size=100_000)
+    assert [stream_id for stream_id, _ in order[:4]] == [1, 3, 1, 3]
+
+
+def test_the_lazy_scheduler_keeps_readiness_when_priorities_arrive() -> None:
+    scheduler = LazyPriorityScheduler()
+    scheduler.add(1)
+    scheduler.add(3)
+    scheduler.add(5)
+    scheduler.ready(1)
+    scheduler.ready(3)
+    assert [scheduler.next() for _ in range(3)] == [1, 3, 1]  # round-robin
+    scheduler.prioritize(1, depends_on=3, weight=16, exclusive=True)  # switches to a tree
+    assert {scheduler.next() for _ in range(3)} == {3}  # 1 waits for 3; 5 is not ready
+    scheduler.idle(3)
+    assert scheduler.next() == 1
+    scheduler.remove(1)
+    scheduler.ready(5)
+    assert scheduler.next() == 5
+
+
+@pytest.mark.parametrize("make", [RFC7540Scheduler, RoundRobinScheduler, LazyPriorityScheduler])
+def test_scheduler_contract(
+    make: type[RFC7540Scheduler | RoundRobinScheduler | LazyPriorityScheduler],
+) -> None:
     scheduler: StreamScheduler = make()
     assert scheduler.next() is None
     scheduler.add(1)

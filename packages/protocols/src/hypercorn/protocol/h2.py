@@ -100,7 +100,7 @@ from hypercorn.protocol.h2_flow import (
     HEAD,
     INFO,
     TRAILERS,
-    RFC7540Scheduler,
+    LazyPriorityScheduler,
     Sender,
     StreamEntry,
     StreamScheduler,
@@ -137,7 +137,8 @@ class H2Connection:
 
     See the module docstring for the rules. ``client``/``server`` are ``(host, port)`` or
     None; ``switch`` is the hand-over from HTTP/1.1 (prior knowledge or ``Upgrade: h2c``);
-    ``scheduler`` picks the stream that sends next (RFC 7540 priorities by default).
+    ``scheduler`` picks the stream that sends next (by default round-robin until the client
+    sends RFC 7540 priorities, which are followed from then on).
     """
 
     __slots__ = (
@@ -185,7 +186,7 @@ class H2Connection:
         self._streams: dict[int, StreamEntry] = {}
         self._events: list[DriverEvent] = []
         self._out = bytearray()
-        self._scheduler: StreamScheduler = scheduler or RFC7540Scheduler()
+        self._scheduler: StreamScheduler = scheduler or LazyPriorityScheduler()
         self._max_streams = config.h2_max_concurrent_streams
         self._inbound = 0  # client streams in _streams
         self._pushed = 0  # pushed streams in _streams

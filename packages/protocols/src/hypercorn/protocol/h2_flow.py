@@ -56,6 +56,7 @@ __all__ = (
     "BUFFER_HIGH_WATER",
     "BUFFER_LOW_WATER",
     "CONNECTION_SPECIFIC",
+    "LazyPriorityScheduler",
     "RFC7540Scheduler",
     "RoundRobinScheduler",
     "SendQueue",
@@ -249,6 +250,70 @@ class RoundRobinScheduler:
         del ready[stream_id]
         ready[stream_id] = None
         return stream_id
+
+
+@final
+class LazyPriorityScheduler:
+    """Round-robin until the client says anything about priorities, RFC 7540 from then on.
+
+    Most clients never send RFC 7540 priorities (they are deprecated by RFC 9113), and
+    keeping every stream in a :class:`RFC7540Scheduler` tree costs more than the rest of a
+    small response's sending. The first priority information (a PRIORITY frame, or a
+    HEADERS frame that carries one) moves every open stream, with its readiness, into a
+    tree; the order is priority-driven from then on.
+    """
+
+    __slots__ = ("_ready", "_round_robin", "_tree")
+
+    def __init__(self) -> None:
+        self._round_robin = RoundRobinScheduler()
+        self._ready: dict[int, bool] = {}  # open stream -> ready, while round-robin
+        self._tree: RFC7540Scheduler | None = None
+
+    def add(
+        self, stream_id: int, depends_on: int = 0, weight: int = 16, exclusive: bool = False
+    ) -> None:
+        if self._tree is None and not (depends_on or weight != 16 or exclusive):
+            self._ready.setdefault(stream_id, False)
+            return
+        self._prioritized().add(stream_id, depends_on, weight, exclusive)
+
+    def prioritize(self, stream_id: int, depends_on: int, weight: int, exclusive: bool) -> None:
+        self._prioritized().prioritize(stream_id, depends_on, weight, exclusive)
+
+    def remove(self, stream_id: int) -> None:
+        if self._tree is not None:
+            self._tree.remove(stream_id)
+        elif self._ready.pop(stream_id, None) is not None:
+            self._round_robin.remove(stream_id)
+
+    def ready(self, stream_id: int) -> None:
+        if self._tree is not None:
+            self._tree.ready(stream_id)
+        elif stream_id in self._ready:
+            self._ready[stream_id] = True
+            self._round_robin.ready(stream_id)
+
+    def idle(self, stream_id: int) -> None:
+        if self._tree is not None:
+            self._tree.idle(stream_id)
+        elif stream_id in self._ready:
+            self._ready[stream_id] = False
+            self._round_robin.idle(stream_id)
+
+    def next(self) -> int | None:
+        return self._round_robin.next() if self._tree is None else self._tree.next()
+
+    def _prioritized(self) -> RFC7540Scheduler:
+        tree = self._tree
+        if tree is None:
+            tree = self._tree = RFC7540Scheduler()
+            for stream_id, ready in self._ready.items():
+                tree.add(stream_id)
+                if ready:
+                    tree.ready(stream_id)
+            self._ready.clear()
+        return tree
 
 
 @final
