@@ -311,3 +311,24 @@ def test_a_worker_failing_at_the_first_start_stops_the_server() -> None:
     assert other.state == "stopping"
     assert cast("_Flag", other.stop).stopped
     assert lines == ["Worker pid 1 failed to start: no module 'x'"]
+
+
+def test_a_restart_keeps_workers_whose_serving_report_is_still_on_the_way() -> None:
+    from hypercorn.config import Sockets
+    from hypercorn.supervisor.pool import Supervisor
+
+    lines: list[str] = []
+    supervisor = Supervisor(Config(), Sockets([], [], []), info=lines.append, error=lines.append)
+    # It logged "Running on", but its report had not been read when SIGHUP arrived.
+    early = _worker(1, "starting")
+    supervisor.pool.workers = [early]
+    supervisor.restart("received SIGHUP")
+    assert _state(early) == "retiring"
+    assert not cast("_Flag", early.stop).stopped
+    supervisor._on_exit(_worker(2, "starting", exitcode=3, replacing=True, failure="broken"))
+    assert not supervisor.stopping
+    assert _state(early) == "starting"  # back as it was: it has not reported serving yet
+
+
+def _state(worker: Worker) -> str:
+    return worker.state

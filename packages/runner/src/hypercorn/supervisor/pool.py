@@ -285,13 +285,14 @@ class Supervisor:
                     ready = multiprocessing.connection.wait(
                         [inbox.waker, *self.pool.waitables()], timeout=self._timeout()
                     )
+                    # The workers' news first: a restart must know who serves already.
+                    for worker in list(self.pool.workers):
+                        if worker.reader in ready:
+                            self._on_messages(worker)
                     for signum in inbox.take():
                         forced = self._on_signal(signum)
                         if forced is not None:
                             return forced
-                    for worker in list(self.pool.workers):
-                        if worker.reader in ready:
-                            self._on_messages(worker)
                     for worker in self.pool.reap():
                         self._on_exit(worker)
                     self._check_heartbeats()
@@ -329,11 +330,12 @@ class Supervisor:
             kind = message[:1]
             if kind == MESSAGE_ALIVE:
                 worker.last_beat = time.monotonic()
-            elif kind == MESSAGE_SERVING and worker.state == "starting":
-                worker.state = "serving"
+            elif kind == MESSAGE_SERVING and not worker.served:
                 worker.served = True
                 worker.last_beat = time.monotonic()
-                self._retire_replaced()
+                if worker.state == "starting":
+                    worker.state = "serving"
+                    self._retire_replaced()
             elif kind == MESSAGE_RETIRE and worker.state == "serving":
                 self.info(f"Worker pid {worker.pid} served its max_requests: replacing it")
                 worker.state = "retiring"
@@ -376,7 +378,7 @@ class Supervisor:
                 if other.state == "starting":
                     self._stop_worker(other)
                 elif other.state == "retiring":
-                    other.state = "serving"
+                    other.state = "serving" if other.served else "starting"
             return
         if self.reloader is not None:
             if self.paused:
@@ -411,9 +413,11 @@ class Supervisor:
         self.info(f"Restarting the workers: {reason}")
         self.paused = False
         for worker in self.pool.workers:
-            if worker.state == "starting":
-                self._stop_worker(worker)
-            elif worker.state == "serving":
+            if worker.state == "starting" and worker.replacing:
+                self._stop_worker(worker)  # a replacement of an earlier restart: superseded
+            elif worker.state in ("starting", "serving"):
+                # Still starting (its report may be on the way) or serving: it serves on
+                # until the new workers do.
                 worker.state = "retiring"
         if not any(worker.state == "retiring" for worker in self.pool.workers):
             self.respawn_at = 0.0
@@ -448,7 +452,7 @@ class Supervisor:
             return
         now = time.monotonic()
         for worker in self.pool.workers:
-            if worker.state not in ("serving", "retiring") or worker.killed:
+            if worker.state not in ("serving", "retiring") or not worker.served or worker.killed:
                 continue
             if now - worker.last_beat > limit:
                 worker.killed = f"stopped responding (no heartbeat for {limit:g} s) and was killed"
