@@ -25,7 +25,7 @@ from hypercorn.config import Config
 from hypercorn.protocol.events import DriverEvent, SpawnApp
 from hypercorn.protocol.h3 import Address, H3Connection
 from hypercorn.protocol.quic import QuicEndpoint, quic_configuration
-from tests.protocols.support import SERVER, Headers, make_context
+from tests.protocols.support import SERVER, Headers, make_context, receive_all, respond
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -332,10 +332,7 @@ class Network:
         return connection
 
     def receive_all(self, stream_id: int) -> list[dict[str, Any]]:
-        messages: list[dict[str, Any]] = []
-        while (message := self.server.app_receive(stream_id)) is not None:
-            messages.append(dict(message))
-        return messages
+        return receive_all(self.server, stream_id)
 
     def read(self, stream_id: int) -> list[dict[str, Any]]:
         """Every message the stream's application has been given so far (the inbox is
@@ -353,15 +350,4 @@ class Network:
         headers: Headers | None = None,
         finish: bool = True,
     ) -> None:
-        server = self.server
-        server.app_send(
-            stream_id,
-            {"type": "http.response.start", "status": status, "headers": headers or []},
-        )
-        server.app_send(stream_id, {"type": "http.response.body", "body": body})
-        if finish:
-            server.app_finished(stream_id)
-
-
-def body_of(messages: list[dict[str, Any]]) -> bytes:
-    return b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+        respond(self.server, stream_id, body, status=status, headers=headers, finish=finish)

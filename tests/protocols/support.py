@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from hypercorn.config import Config
 from hypercorn.protocol.context import ProtocolContext, Stream
 from hypercorn.protocol.events import DriverEvent, Event
+from hypercorn.typing import ASGIReceiveEvent, ASGISendEvent
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -54,3 +55,49 @@ def drain(stream: Stream) -> list[Any]:
 def wants_data(stream: Stream) -> bool:
     """``stream.wants_data``, read through a call so that mypy does not narrow it."""
     return stream.wants_data
+
+
+# ---------------------------------------------------------------------------------------
+# The application's side of a multiplexed connection (HTTP/2, HTTP/3)
+# ---------------------------------------------------------------------------------------
+
+
+class AppFacing(Protocol):
+    """The calls an application makes into a connection (H2Connection, H3Connection)."""
+
+    def app_receive(self, stream_id: int) -> ASGIReceiveEvent | None: ...
+
+    def app_send(self, stream_id: int, message: ASGISendEvent) -> None: ...
+
+    def app_finished(self, stream_id: int) -> None: ...
+
+
+def receive_all(connection: AppFacing, stream_id: int) -> list[dict[str, Any]]:
+    """Every message waiting for the stream's application."""
+    messages: list[dict[str, Any]] = []
+    while (message := connection.app_receive(stream_id)) is not None:
+        messages.append(dict(message))
+    return messages
+
+
+def respond(
+    connection: AppFacing,
+    stream_id: int,
+    body: bytes = b"",
+    *,
+    status: int = 200,
+    headers: Headers | None = None,
+    finish: bool = True,
+) -> None:
+    """Play the stream's application: a whole response, then (``finish``) return."""
+    connection.app_send(
+        stream_id, {"type": "http.response.start", "status": status, "headers": headers or []}
+    )
+    connection.app_send(stream_id, {"type": "http.response.body", "body": body})
+    if finish:
+        connection.app_finished(stream_id)
+
+
+def body_of(messages: list[dict[str, Any]]) -> bytes:
+    """The request body in ``messages`` (from :func:`receive_all`)."""
+    return b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")

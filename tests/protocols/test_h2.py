@@ -51,7 +51,16 @@ from hypercorn.protocol.h2_flow import (
 )
 from hypercorn.typing import ASGISendEvent
 from tests.protocols.h2_support import split_frames
-from tests.protocols.support import CLIENT, DATE, SERVER, Headers, make_context
+from tests.protocols.support import (
+    CLIENT,
+    DATE,
+    SERVER,
+    Headers,
+    body_of,
+    make_context,
+    receive_all,
+    respond,
+)
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DEFAULT_HEADERS: Headers = [(b"date", DATE), (b"server", b"hypercorn-h2")]
@@ -230,10 +239,7 @@ class Pair:
         }
 
     def receive_all(self, stream_id: int) -> list[dict[str, Any]]:
-        messages: list[dict[str, Any]] = []
-        while (message := self.server.app_receive(stream_id)) is not None:
-            messages.append(dict(message))
-        return messages
+        return receive_all(self.server, stream_id)
 
     def respond(
         self,
@@ -244,19 +250,7 @@ class Pair:
         headers: Headers | None = None,
         finish: bool = True,
     ) -> None:
-        self.server.app_send(
-            stream_id,
-            {"type": "http.response.start", "status": status, "headers": headers or []},
-        )
-        self.server.app_send(
-            stream_id, {"type": "http.response.body", "body": body, "more_body": False}
-        )
-        if finish:
-            self.server.app_finished(stream_id)
-
-
-def body_of(messages: list[dict[str, Any]]) -> bytes:
-    return b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+        respond(self.server, stream_id, body, status=status, headers=headers, finish=finish)
 
 
 def data_frames(frames: list[Frame]) -> list[tuple[int, int]]:

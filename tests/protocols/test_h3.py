@@ -32,10 +32,9 @@ from tests.protocols.h3_support import (
     Certificates,
     Client,
     Network,
-    body_of,
     make_certificates,
 )
-from tests.protocols.support import DATE, SERVER, Headers
+from tests.protocols.support import DATE, SERVER, Headers, body_of
 
 DEFAULT_HEADERS: Headers = [(b"date", DATE), (b"server", b"hypercorn-h3")]
 
