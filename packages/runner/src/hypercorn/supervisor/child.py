@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from multiprocessing.synchronize import Event
 
     from hypercorn.config import Config, Sockets
-    from hypercorn.driver.serve import Supervisor
+    from hypercorn.driver.serve import IsSet, Supervisor
 
 __all__ = (
     "EXIT_STARTUP_FAILED",
@@ -43,7 +43,6 @@ __all__ = (
     "MESSAGE_SERVING",
     "WORKER_CLASSES",
     "StopFlag",
-    "StopSignal",
     "WorkerEntryPoint",
     "WorkerLink",
     "WorkerProcessSpec",
@@ -99,12 +98,6 @@ def check_worker_class(worker_class: str) -> None:
         )
 
 
-class StopSignal(Protocol):
-    """What the worker entry points poll: a multiprocessing Event, or a :class:`StopFlag`."""
-
-    def is_set(self) -> bool: ...
-
-
 class WorkerEntryPoint(Protocol):
     """A worker entry point (``hypercorn.asyncio.run.asyncio_worker`` and its siblings)."""
 
@@ -112,7 +105,7 @@ class WorkerEntryPoint(Protocol):
         self,
         config: Config,
         sockets: Sockets | None = None,
-        shutdown_event: StopSignal | None = None,
+        shutdown_event: IsSet | None = None,
         *,
         supervisor: Supervisor | None = None,
     ) -> None: ...

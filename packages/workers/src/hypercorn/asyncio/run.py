@@ -24,8 +24,7 @@ from hypercorn.app_wrappers import load_application
 from hypercorn.asyncio.backend import AsyncioBackend, TaskGroup
 from hypercorn.asyncio.statsd import StatsdLogger
 from hypercorn.asyncio.tcp_server import listen
-from hypercorn.driver.serve import run_worker, worker_errors
-from hypercorn.utils import check_multiprocess_shutdown_event
+from hypercorn.driver.serve import event_trigger, run_worker, worker_errors
 
 if sys.version_info >= (3, 11):
     from asyncio import Runner
@@ -214,13 +213,7 @@ def _run_worker(
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None,
 ) -> None:
     app = load_application(config.application_path, config.wsgi_max_body_size)
-    trigger: ShutdownTrigger | None = None
-    if shutdown_event is not None:
-        event = shutdown_event
-
-        async def trigger() -> None:
-            await check_multiprocess_shutdown_event(event, asyncio.sleep)
-
+    trigger = event_trigger(shutdown_event, asyncio.sleep)
     with Runner(debug=config.debug, loop_factory=loop_factory) as runner:
         runner.get_loop().set_exception_handler(_exception_handler)
         serving = worker_serve(

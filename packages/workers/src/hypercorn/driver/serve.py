@@ -45,7 +45,7 @@ from hypercorn.driver.quic import load_quic
 from hypercorn.driver.worker import WorkerState
 from hypercorn.protocol.http1 import select_codec
 from hypercorn.statsd import StatsdLogger
-from hypercorn.utils import repr_socket_addr
+from hypercorn.utils import check_multiprocess_shutdown_event, repr_socket_addr
 
 if sys.version_info >= (3, 11):
     from builtins import BaseExceptionGroup as _BaseExceptionGroup
@@ -72,6 +72,7 @@ __all__ = (
     "Runtime",
     "Supervisor",
     "bind_url",
+    "event_trigger",
     "run_worker",
     "single_exception",
     "statsd_address",
@@ -90,6 +91,26 @@ ACCEPT_RETRY_DELAY = 0.1
 
 #: An awaitable shutdown trigger: the worker shuts down once ``await trigger()`` returns.
 ShutdownTrigger = Callable[[], Awaitable[object]]
+
+
+class IsSet(Protocol):
+    """What a worker process polls to know it must stop (a multiprocessing Event)."""
+
+    def is_set(self) -> bool: ...
+
+
+def event_trigger(
+    event: IsSet | None, sleep: Callable[[float], Awaitable[object]]
+) -> ShutdownTrigger | None:
+    """The shutdown trigger of a worker process: returns once ``event.is_set()`` (polled
+    every 0.1 s with the event loop's ``sleep``); None without an event."""
+    if event is None:
+        return None
+
+    async def trigger() -> None:
+        await check_multiprocess_shutdown_event(event, sleep)
+
+    return trigger
 
 
 class IgnoredOptionWarning(UserWarning):

@@ -17,11 +17,10 @@ from typing import TYPE_CHECKING, Any, final
 
 import trio
 from hypercorn.app_wrappers import load_application
-from hypercorn.driver.serve import run_worker, worker_errors
+from hypercorn.driver.serve import event_trigger, run_worker, worker_errors
 from hypercorn.trio.backend import TrioBackend
 from hypercorn.trio.statsd import StatsdLogger
 from hypercorn.trio.tcp_server import listen
-from hypercorn.utils import check_multiprocess_shutdown_event
 
 if TYPE_CHECKING:
     import socket
@@ -142,13 +141,7 @@ def trio_worker(
     (see :class:`hypercorn.driver.serve.Supervisor`).
     """
     app = load_application(config.application_path, config.wsgi_max_body_size)
-    trigger: ShutdownTrigger | None = None
-    if shutdown_event is not None:
-        event = shutdown_event
-
-        async def trigger() -> None:
-            await check_multiprocess_shutdown_event(event, trio.sleep)
-
+    trigger = event_trigger(shutdown_event, trio.sleep)
     serve: Any = partial(
         worker_serve,
         app,
