@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 import time
+from typing import Any
 
 import httpx
 import pytest
 import websockets.exceptions
 from websockets.sync.client import connect as ws_connect
 
+from hypercorn.app_wrappers import ASGIWrapper
+from hypercorn.asyncio.backend import AsyncioBackend
+from hypercorn.asyncio.statsd import StatsdLogger as AsyncioStatsdLogger
 from hypercorn.config import Config
+from hypercorn.driver.worker import WorkerState
+from hypercorn.logging import Logger
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from tests.workers.support import (
     TIMEOUT,
@@ -174,3 +181,32 @@ def test_statsd_datagrams(
         re.escape(name_prefix) + rb"hypercorn\.request\.duration:[0-9.]+\|ms" + re.escape(suffix),
         durations[0],
     )
+
+
+class _CountingLogger(Logger):
+    async def access(self, request: Any, response: Any, request_time: float) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("options", "logs"),
+    [
+        ({}, False),  # the access log is off: the driver skips it for every stream
+        ({"accesslog": "-"}, True),
+        ({"logger_class": _CountingLogger}, True),  # an overridden access() is always called
+        ({"statsd_host": "127.0.0.1:9125"}, True),
+    ],
+)
+def test_worker_skips_the_access_log_only_when_nothing_logs(
+    options: dict[str, Any], logs: bool
+) -> None:
+    config = Config()
+    for name, value in options.items():
+        setattr(config, name, value)
+    config.set_statsd_logger_class(AsyncioStatsdLogger)
+    loop = asyncio.new_event_loop()
+    try:
+        worker = WorkerState(ASGIWrapper(echo_app), config, AsyncioBackend(loop))
+        assert worker.logs_access is logs
+    finally:
+        loop.close()

@@ -18,6 +18,13 @@ applications, and aborts the transport. ``loop.create_server`` is not used becau
 ``Server.close()`` races with connections accepted just before it: their transport
 creation fails inside asyncio (``Server._attach`` asserts) and the socket leaks.
 
+Writes: a connection often writes several times in one turn of the loop (a WebSocket
+application echoing a burst of messages that came in one read, HTTP/2 streams answering
+together). The first write of a turn goes straight to the transport; further writes in the
+same turn are gathered and written together by one callback at the end of the turn
+(:data:`CORK_LIMIT` bytes at most), so a burst costs two system calls, not one per message.
+A single response per read (plain HTTP/1.1) is written at once, with no callback at all.
+
 ``read_timeout``: a timer re-armed by every ``data_received`` closes (aborts) a connection
 whose peer sends nothing for that long while the server is reading; it does not run while
 reading is paused for backpressure. This is a bound on each read, so a connection whose
@@ -44,6 +51,9 @@ if TYPE_CHECKING:
     from hypercorn.driver.worker import WorkerState
 
 __all__ = ("ConnectionProtocol", "Listener", "listen")
+
+#: Bytes gathered from the writes of one turn of the loop before they are written at once.
+CORK_LIMIT = 65536
 
 #: Starts a coroutine as a task of the worker's task group.
 CreateTask = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
@@ -174,6 +184,11 @@ class ConnectionProtocol(asyncio.Protocol):
         ] = []
         self._writable = asyncio.Event()
         self._writable.set()
+        # Write gathering (see the module docstring): whether this turn wrote already, and
+        # the writes waiting for the end of the turn.
+        self._wrote = False
+        self._corked: list[bytes] | None = None
+        self._corked_size = 0
         self._lost = False
         self._reading = True
         self._read_timeout = worker.config.read_timeout
@@ -206,6 +221,7 @@ class ConnectionProtocol(asyncio.Protocol):
         self._arm_read_timer()
 
     def data_received(self, data: bytes) -> None:
+        self._wrote = False  # a new turn of the loop
         if self._read_timeout is not None:
             self._last_read = self._loop.time()
         if self._driver is not None:
@@ -220,6 +236,7 @@ class ConnectionProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        self._corked = None
         self._stop_read_timer()
         self._writable.set()
         if self._driver is not None:
@@ -236,10 +253,37 @@ class ConnectionProtocol(asyncio.Protocol):
     # -----------------------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        assert self._transport is not None
-        self._transport.write(data)
+        corked = self._corked
+        if corked is not None:
+            corked.append(data)
+            self._corked_size += len(data)
+            if self._corked_size >= CORK_LIMIT:
+                self._write_corked()  # the turn goes on: later writes gather again
+        elif self._wrote:
+            self._corked = [data]
+            self._corked_size = len(data)
+            self._loop.call_soon(self._flush)
+        else:
+            assert self._transport is not None
+            self._transport.write(data)
+            self._wrote = True
+
+    def _flush(self) -> None:
+        """The end of the turn (or the connection closes): write what was gathered."""
+        self._wrote = False
+        self._write_corked()
+
+    def _write_corked(self) -> None:
+        corked = self._corked
+        if corked is None:
+            return
+        self._corked = None
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(corked[0] if len(corked) == 1 else b"".join(corked))
 
     def close(self) -> None:
+        self._flush()
         self._stop_read_timer()
         transport = self._transport
         if transport is not None and not transport.is_closing():
@@ -282,6 +326,7 @@ class ConnectionProtocol(asyncio.Protocol):
 
     def _abort(self) -> None:
         """Drop the connection now, without sending what is queued."""
+        self._corked = None
         if self._driver is not None:
             self._driver.connection_lost()
         if self._transport is not None:

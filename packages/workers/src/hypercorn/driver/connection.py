@@ -167,11 +167,11 @@ class ConnectionDriver:
                 kind = type(event)
                 if kind is ReceiveReady:
                     runner = self.apps.get(event.stream_id)
-                    if runner is not None:
+                    if runner is not None and runner.receive_flag is not None:
                         runner.receive_flag.set()
                 elif kind is SendReady:
                     runner = self.apps.get(event.stream_id)
-                    if runner is not None:
+                    if runner is not None and runner.send_flag is not None:
                         runner.send_flag.set()
                 elif kind is SpawnApp:
                     assert isinstance(event, SpawnApp)
@@ -195,19 +195,27 @@ class ConnectionDriver:
             else:
                 transport.resume_reading()
         deadline = connection.next_deadline()
-        if deadline != self._deadline:
+        if deadline is not None and (self._deadline is None or deadline < self._deadline):
+            # Armed lazily: a timer that would fire too early (the deadline moved later or
+            # went away) is left alone and re-armed when it fires, so a keep-alive
+            # connection does not cancel and re-create its timer for every request.
             self._stop_timer()
-            if deadline is not None:
-                self._deadline = deadline
-                self._timer = self.worker.backend.call_at(deadline, self._on_timer)
+            self._deadline = deadline
+            self._timer = self.worker.backend.call_at(deadline, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
         self._deadline = None
-        if not self.transport_closed:
-            self.worker.context.now = self.worker.backend.time()
-            self.connection.handle_timer()
-            self.pump()
+        if self.transport_closed:
+            return
+        now = self.worker.context.now = self.worker.backend.time()
+        connection = self.connection
+        deadline = connection.next_deadline()
+        if deadline is None or deadline > now:
+            self.pump()  # nothing due: re-arm for the deadline as it is now (if any)
+            return
+        connection.handle_timer()
+        self.pump()
 
     def _stop_timer(self) -> None:
         if self._timer is not None:
@@ -222,6 +230,8 @@ class ConnectionDriver:
         self._spawn(runner.run)
 
     def _stream_ended(self, event: StreamEnded) -> None:
+        if not self.worker.logs_access:
+            return
         runner = self.apps.get(event.stream_id)
         if runner is not None and not runner.finished:
             runner.ended = event  # logged by the runner when the application returns
@@ -268,8 +278,10 @@ class AppRunner:
         self.driver = driver
         self.stream_id = stream_id
         self.scope = scope
-        self.receive_flag: Flag = backend.flag()
-        self.send_flag: Flag = backend.flag()
+        # Made on the first wait: most applications never wait (their request is there
+        # when they start and the transport takes the response at once).
+        self.receive_flag: Flag | None = None
+        self.send_flag: Flag | None = None
         self.started = backend.time()
         self.finished = False
         #: The stream's end, when it came before the application returned.
@@ -277,8 +289,10 @@ class AppRunner:
 
     def wake(self) -> None:
         """Wake a ``receive`` or ``send`` that waits (the connection is gone)."""
-        self.receive_flag.set()
-        self.send_flag.set()
+        if self.receive_flag is not None:
+            self.receive_flag.set()
+        if self.send_flag is not None:
+            self.send_flag.set()
 
     async def run(self) -> None:
         worker = self.driver.worker
@@ -296,13 +310,12 @@ class AppRunner:
             self.finished = True
             self.driver.app_done(self)
         ended = self.ended
-        if ended is not None:
+        if ended is not None:  # (only set when the worker logs accesses)
             await worker.log_access(ended, worker.backend.time() - self.started)
 
     async def receive(self) -> ASGIReceiveEvent:
         driver = self.driver
         connection = driver.connection
-        flag = self.receive_flag
         while True:
             message = connection.app_receive(self.stream_id)
             # Taking a message may release flow-control window; asking for one may send
@@ -315,7 +328,11 @@ class AppRunner:
                 if self.scope["type"] == "websocket":
                     return {"type": "websocket.disconnect", "code": 1006}
                 return {"type": "http.disconnect"}
-            flag.clear()
+            flag = self.receive_flag
+            if flag is None:
+                flag = self.receive_flag = driver.worker.backend.flag()
+            else:
+                flag.clear()
             await flag.wait()
 
     async def send(self, message: ASGISendEvent) -> None:
@@ -326,9 +343,12 @@ class AppRunner:
         driver.worker.context.now = driver.worker.backend.time()
         connection.app_send(self.stream_id, message)
         driver.pump()
-        flag = self.send_flag
         while driver.is_open() and not connection.can_send(self.stream_id):
-            flag.clear()
+            flag = self.send_flag
+            if flag is None:
+                flag = self.send_flag = driver.worker.backend.flag()
+            else:
+                flag.clear()
             await flag.wait()
         if driver.is_open() and not driver.transport.can_write():
             await driver.transport.drain()

@@ -6,6 +6,7 @@ import random
 import time
 from typing import TYPE_CHECKING, final
 
+from hypercorn.logging import Logger
 from hypercorn.protocol import ProtocolContext, http_date
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ class WorkerState:
         "config",
         "connections",
         "context",
+        "logs_access",
         "max_requests",
         "max_requests_reached",
         "requests",
@@ -52,6 +54,9 @@ class WorkerState:
         self.backend = backend
         self.context = ProtocolContext(config, lifespan_state=lifespan_state, now=backend.time())
         self.tick()
+        #: False when :meth:`log_access` would do nothing (the plain Logger with the access
+        #: log off): the driver then skips it for every stream.
+        self.logs_access = _logs_access(config.log)
         #: The open connections (for graceful shutdown).
         self.connections: set[ConnectionDriver] = set()
         #: True once the worker stops taking new requests.
@@ -84,3 +89,11 @@ class WorkerState:
     async def log_access(self, ended: StreamEnded, request_time: float) -> None:
         """Write the access log line (and statsd metrics) for a finished stream."""
         await self.config.log.access(ended.scope, ended.response, request_time)
+
+
+def _logs_access(log: Logger) -> bool:
+    """Whether ``log.access`` can do anything: a subclass may override it (statsd does),
+    and the plain Logger logs when it has an access logger."""
+    if type(log).access is not Logger.access:
+        return True
+    return log.access_logger is not None
