@@ -298,7 +298,6 @@ class HttptoolsCodec:
         "_left",
         "_max_incomplete",
         "_method",
-        "_parser",
         "_pending_end",
         "_pos",
         "_raw_headers",
@@ -317,7 +316,6 @@ class HttptoolsCodec:
         self._raw_headers = config.h11_pass_raw_headers
         self._state = state
         self._fields = _Fields(self._raw_headers)
-        self._parser: HttpRequestParser | None = None
         # Received bytes: the unparsed ones are _buf[_pos:]; _scan is where the search for
         # the end of a head (or trailer section) resumes, so a slow client costs O(n).
         self._buf: bytes | bytearray = b""
@@ -466,19 +464,18 @@ class HttptoolsCodec:
             return self._read_head_carefully(end)
         fields = self._fields
         fields.reset()
-        parser = self._parser
-        if parser is None:
-            parser = self._parser = HttpRequestParser(fields)
+        # A parser per head: llhttp only ever sees one complete head, so no parser state
+        # is carried between requests (and an idle connection holds none; making one is
+        # cheaper than the memory it would keep).
+        parser = HttpRequestParser(fields)
         try:
             parser.feed_data(buf if pos == 0 and end == size else buf[pos:end])
         except HttpParserUpgrade:
-            self._parser = None  # llhttp stops at an upgrade; a new request needs a new one
+            pass  # llhttp stops at an upgrade; the head is complete
         except HttpParserError:
-            self._parser = None
             return self._read_head_carefully(end)
         url = fields.url
         if not fields.complete or url is None:
-            self._parser = None
             return self._read_head_carefully(end)
         # llhttp allows runs of spaces in the request line; h11 exactly one.
         method = parser.get_method()
@@ -496,7 +493,6 @@ class HttptoolsCodec:
 
     def _read_head_carefully(self, end: int) -> CodecEvent:
         """Read the head with h11's grammar (llhttp refused it or did not see all of it)."""
-        self._parser = None  # whatever llhttp made of these bytes, its state is not trusted
         lines = _lines(bytes(self._buf[self._pos : end]))
         match = _REQUEST_LINE.fullmatch(lines[0])
         if match is None:
@@ -545,15 +541,9 @@ class HttptoolsCodec:
                     400, "both Content-Length and Transfer-Encoding were sent", their_error=False
                 )
             self._read = _CHUNK_SIZE
-            self._parser = None
         else:
             self._read = _LENGTH
             self._remaining = 0 if length is None else int(length)
-            if self._remaining:
-                # llhttp now expects the body, which it never sees: the next head needs a
-                # parser that starts at its first byte. (One is reused only after a request
-                # without a body, which llhttp has seen to its end.)
-                self._parser = None
         name = _METHODS.get(method)
         return Request(
             stream_id=STREAM_ID,

@@ -10,13 +10,17 @@ whose high-water mark (``pause_writing``/``resume_writing``) is what ``can_write
 
 Accepting: :class:`Listener` watches the listening socket with ``loop.add_reader`` and hands
 each accepted socket to ``loop.connect_accepted_socket`` (TLS and its handshake timeout
-included) in a task of the worker's task group. That task is the connection's task for its
-whole life: it holds a task group of its own in which the applications of its streams run,
-and ends once the driver is closed (transport closed and every application returned).
-Cancelling it (graceful shutdown ran out of time) cancels a pending TLS handshake or the
-applications, and aborts the transport. ``loop.create_server`` is not used because
-``Server.close()`` races with connections accepted just before it: their transport
-creation fails inside asyncio (``Server._attach`` asserts) and the socket leaks.
+included) in a short task of the worker's task group, which ends once the connection is
+made. From then on the connection has no task of its own (an idle keep-alive connection
+costs only its objects): its :class:`ConnectionProtocol` is registered in the worker's
+``connections`` until the driver is closed (transport closed, every application returned)
+and the tasks it started (applications, access log lines) have ended. Cancelling it
+(graceful shutdown ran out of time) cancels a pending TLS handshake, or aborts the
+transport and cancels those tasks. An exception escaping one of them (not an application's:
+AppRunner catches those) is logged as an error in the connection, which is aborted.
+``loop.create_server`` is not used because ``Server.close()`` races with connections
+accepted just before it: their transport creation fails inside asyncio
+(``Server._attach`` asserts) and the socket leaks.
 
 Writes: a connection often writes several times in one turn of the loop (a WebSocket
 application echoing a burst of messages that came in one read, HTTP/2 streams answering
@@ -35,11 +39,11 @@ been silent that long. The reference implementation only stopped reading from it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, cast, final
 
-from hypercorn.asyncio.backend import TaskGroup
 from hypercorn.driver.connection import ConnectionDriver
 from hypercorn.driver.serve import ACCEPT_CAPACITY_ERRNOS, ACCEPT_RETRY_DELAY
 from hypercorn.utils import parse_socket_addr
@@ -117,15 +121,17 @@ class Listener:
                 self._accept_failed(error)
                 return
             conn.setblocking(False)
-            coroutine = self._serve(conn)
+            protocol = ConnectionProtocol(
+                self._worker, ssl=self._ssl_context is not None, connections=self._connections
+            )
+            coroutine = self._serve(conn, protocol)
             try:
-                task = self._create_task(coroutine)
+                protocol.handshake = self._create_task(coroutine)
             except RuntimeError:  # the worker is stopping: its task group takes no new task
                 coroutine.close()
                 conn.close()
                 continue
-            self._connections.add(task)
-            task.add_done_callback(self._connections.discard)
+            self._connections.add(protocol)
 
     def _accept_failed(self, error: OSError) -> None:
         log = self._worker.config.log
@@ -149,41 +155,69 @@ class Listener:
         if not self._closed:
             self._loop.add_reader(self._fd, self._accept)
 
-    async def _serve(self, conn: socket.socket) -> None:
-        """The connection's task: the TLS handshake, then the connection until it closes."""
-        worker = self._worker
+    async def _serve(self, conn: socket.socket, protocol: ConnectionProtocol) -> None:
+        """Make the connection (the TLS handshake first, on secure sockets)."""
         secure = self._ssl_context is not None
-        protocol = ConnectionProtocol(worker, ssl=secure)
+        timeout = self._worker.config.ssl_handshake_timeout if secure else None
+        made = False
         try:
             # (uvloop returns its TLS wrapper as the protocol: use our own reference.)
             await self._loop.connect_accepted_socket(
-                lambda: protocol,
-                conn,
-                ssl=self._ssl_context,
-                ssl_handshake_timeout=worker.config.ssl_handshake_timeout if secure else None,
+                lambda: protocol, conn, ssl=self._ssl_context, ssl_handshake_timeout=timeout
             )
+            made = True
         except (OSError, asyncio.TimeoutError):
-            return  # a failed or timed-out TLS handshake; asyncio closed the socket
-        await protocol.run()
+            pass  # a failed or timed-out TLS handshake; asyncio closed the socket
+        finally:
+            protocol.handshake = None
+            if not made:
+                protocol.not_made()
 
 
 @final
 class ConnectionProtocol(asyncio.Protocol):
     """One accepted connection: an asyncio protocol and the driver's transport."""
 
-    def __init__(self, worker: WorkerState, *, ssl: bool) -> None:
+    __slots__ = (
+        "_connections",
+        "_corked",
+        "_corked_size",
+        "_drained",
+        "_driver",
+        "_finished",
+        "_last_read",
+        "_loop",
+        "_lost",
+        "_read_timeout",
+        "_read_timer",
+        "_reading",
+        "_ssl",
+        "_tasks",
+        "_transport",
+        "_worker",
+        "_writable",
+        "_wrote",
+        "handshake",
+    )
+
+    def __init__(
+        self, worker: WorkerState, *, ssl: bool, connections: ConnectionTasks | None = None
+    ) -> None:
         self._worker = worker
         self._ssl = ssl
+        self._connections = connections
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._driver: ConnectionDriver | None = None
-        # Applications started before the connection task runs wait here.
-        self._group: Any = None
-        self._pending: list[
-            tuple[Callable[..., Coroutine[Any, Any, object]], tuple[Any, ...]]
-        ] = []
-        self._writable = asyncio.Event()
-        self._writable.set()
+        #: The task making the connection (TLS handshake), until it is made or failed.
+        self.handshake: asyncio.Task[None] | None = None
+        # The tasks the driver started (applications, access log lines) that still run.
+        self._tasks: set[asyncio.Task[object]] | None = None  # (made for the first)
+        self._finished = False  # left ``connections``
+        # Backpressure: False between pause_writing and resume_writing; ``drain`` waits on
+        # a future made only then.
+        self._writable = True
+        self._drained: asyncio.Future[None] | None = None
         # Write gathering (see the module docstring): whether this turn wrote already, and
         # the writes waiting for the end of the turn.
         self._wrote = False
@@ -216,6 +250,7 @@ class ConnectionProtocol(asyncio.Protocol):
             client=parse_socket_addr(family, transport.get_extra_info("peername")),
             server=parse_socket_addr(family, transport.get_extra_info("sockname")),
             alpn_protocol=alpn_protocol,
+            on_closed=self._maybe_finished,
         )
         self._last_read = self._loop.time()
         self._arm_read_timer()
@@ -238,15 +273,20 @@ class ConnectionProtocol(asyncio.Protocol):
         self._lost = True
         self._corked = None
         self._stop_read_timer()
-        self._writable.set()
+        self.resume_writing()
         if self._driver is not None:
             self._driver.connection_lost()
 
     def pause_writing(self) -> None:
-        self._writable.clear()
+        self._writable = False
 
     def resume_writing(self) -> None:
-        self._writable.set()
+        self._writable = True
+        drained = self._drained
+        if drained is not None:
+            self._drained = None
+            if not drained.done():
+                drained.set_result(None)
 
     # -----------------------------------------------------------------------------------
     # The driver's Transport
@@ -305,24 +345,70 @@ class ConnectionProtocol(asyncio.Protocol):
             self._arm_read_timer()
 
     def can_write(self) -> bool:
-        return self._writable.is_set()
+        return self._writable
 
     async def drain(self) -> None:
-        await self._writable.wait()
+        if self._writable:
+            return
+        if self._drained is None:
+            self._drained = self._loop.create_future()
+        await asyncio.shield(self._drained)  # (shared by every waiting application)
 
     # -----------------------------------------------------------------------------------
-    # The connection task
+    # Tasks and the end of the connection
     # -----------------------------------------------------------------------------------
 
     def _spawn(self, function: Callable[..., Coroutine[Any, Any, object]], *args: Any) -> None:
-        if self._group is None:
-            self._pending.append((function, args))
+        task: asyncio.Task[object] = self._loop.create_task(function(*args))
+        if self._tasks is None:
+            self._tasks = set()
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[object]) -> None:
+        tasks = self._tasks
+        assert tasks is not None
+        tasks.discard(task)
+        if not tasks:
+            self._tasks = None  # an idle connection keeps no set
+        if not task.cancelled():
+            error = task.exception()
+            if error is not None:
+                # Applications' errors are caught by AppRunner; this is anything else.
+                self._abort()
+                self._spawn(self._log_error, error)
+                return
+        self._maybe_finished()
+
+    async def _log_error(self, error: BaseException) -> None:
+        with contextlib.suppress(Exception):  # (a failing logger must not loop back here)
+            await self._worker.config.log.exception("Error in connection", exc_info=error)
+
+    def _maybe_finished(self) -> None:
+        """Leave ``connections`` once the driver closed and every task ended."""
+        driver = self._driver
+        if self._tasks or self._finished or driver is None or not driver.closed:
             return
-        coroutine = function(*args)
-        try:
-            self._group.create_task(coroutine)
-        except RuntimeError:  # the connection's task group is shutting down
-            coroutine.close()
+        self._finish()
+
+    def _finish(self) -> None:
+        self._finished = True
+        if self._connections is not None:
+            self._connections.discard(self)
+
+    def not_made(self) -> None:
+        """The connection could not be made (TLS handshake failed, timed out, cancelled)."""
+        if self._driver is None:
+            self._finish()
+
+    def cancel(self) -> None:
+        """Graceful shutdown ran out of time: drop the connection and cancel its tasks."""
+        if self.handshake is not None:
+            self.handshake.cancel()
+            return
+        self._abort()
+        for task in list(self._tasks or ()):
+            task.cancel()
 
     def _abort(self) -> None:
         """Drop the connection now, without sending what is queued."""
@@ -331,33 +417,6 @@ class ConnectionProtocol(asyncio.Protocol):
             self._driver.connection_lost()
         if self._transport is not None:
             self._transport.abort()
-
-    async def run(self) -> None:
-        """The connection task's body (see the module docstring)."""
-        driver = self._driver
-        assert driver is not None
-        finished = False
-        try:
-            async with TaskGroup() as group:
-                self._group = group
-                for function, args in self._pending:
-                    group.create_task(function(*args))
-                self._pending.clear()
-                try:
-                    await driver.closed.wait()
-                except asyncio.CancelledError:
-                    # Cut (graceful shutdown ran out): drop the connection before the
-                    # applications are cancelled, so that nothing more is written or spawned.
-                    self._abort()
-                    raise
-            finished = True
-        except Exception:
-            # Applications' errors are caught by AppRunner; this is anything else.
-            await self._worker.config.log.exception("Error in connection")
-        finally:
-            self._group = None
-            if not finished:
-                self._abort()
 
     # -----------------------------------------------------------------------------------
     # read_timeout

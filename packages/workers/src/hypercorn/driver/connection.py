@@ -21,6 +21,7 @@ transport to drain.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, final
 
 from hypercorn.protocol import ServerConnection
@@ -42,6 +43,7 @@ class ConnectionDriver:
     __slots__ = (
         "_datagrams",
         "_deadline",
+        "_on_closed",
         "_reading_paused",
         "_sendto",
         "_spawn",
@@ -66,11 +68,14 @@ class ConnectionDriver:
         server: tuple[str, int] | None = None,
         alpn_protocol: str | None = None,
         datagrams: tuple[DatagramConnection, SendDatagram] | None = None,
+        on_closed: Callable[[], None] | None = None,
     ) -> None:
         """A connection over ``transport``: a byte stream (HTTP/1.1, HTTP/2), for which the
         driver makes the :class:`ServerConnection` from ``ssl``, ``client``, ``server`` and
         ``alpn_protocol``; or, with ``datagrams``, one QUIC connection of a UDP socket and
-        the function that sends its datagrams (``transport`` then only closes it)."""
+        the function that sends its datagrams (``transport`` then only closes it).
+        ``on_closed`` is called once the transport is closed and every application
+        returned."""
         self.worker = worker
         self.transport = transport
         self._spawn = spawn
@@ -90,8 +95,9 @@ class ConnectionDriver:
             self._stream = None
         #: The applications running for this connection's streams, by stream id.
         self.apps: dict[int, AppRunner] = {}
-        #: Set once the transport is closed and every application has returned.
-        self.closed = worker.backend.flag()
+        #: True once the transport is closed and every application has returned.
+        self.closed = False
+        self._on_closed = on_closed
         self._timer: Timer | None = None
         self._deadline: float | None = None
         self._reading_paused = False
@@ -240,9 +246,11 @@ class ConnectionDriver:
         self._spawn(self.worker.log_access, event, self.worker.backend.time() - started)
 
     def _check_closed(self) -> None:
-        if self.transport_closed and not self.apps:
+        if self.transport_closed and not self.apps and not self.closed:
+            self.closed = True
             self.worker.connections.discard(self)
-            self.closed.set()
+            if self._on_closed is not None:
+                self._on_closed()
 
     def is_open(self) -> bool:
         """True until the transport closed."""

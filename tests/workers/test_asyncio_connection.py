@@ -1,8 +1,8 @@
-"""The asyncio connection gathers the writes of one turn of the loop into one write.
+"""What is particular to asyncio connections: no task while idle, and gathered writes.
 
-These drive :class:`hypercorn.asyncio.tcp_server.ConnectionProtocol` over a real socket
-pair, with the transport's ``write`` wrapped to count the calls that reach it, and check
-what the peer receives.
+The write tests drive :class:`hypercorn.asyncio.tcp_server.ConnectionProtocol` over a real
+socket pair, with the transport's ``write`` wrapped to count the calls that reach it, and
+check what the peer receives.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pytest
 
 from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.asyncio.backend import AsyncioBackend
+from hypercorn.asyncio.run import worker_serve
 from hypercorn.asyncio.tcp_server import CORK_LIMIT, ConnectionProtocol
 from hypercorn.config import Config
 from hypercorn.driver.worker import WorkerState
@@ -115,3 +116,45 @@ async def body_runner(
     body: Callable[[ConnectionProtocol, list[bytes], socket.socket], Awaitable[None]],
 ) -> None:
     await asyncio.wait_for(_with_protocol(body), 10)
+
+
+def test_idle_keep_alive_connections_have_no_task() -> None:
+    async def hello(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"hi"})
+
+    async def main() -> None:
+        config = Config()
+        config.bind = ["127.0.0.1:0"]
+        sockets = config.create_sockets()  # listening already: clients may connect at once
+        port = sockets.insecure_sockets[0].getsockname()[1]
+        stop = asyncio.Event()
+        server = asyncio.create_task(
+            worker_serve(ASGIWrapper(hello), config, sockets=sockets, shutdown_trigger=stop.wait)
+        )
+        streams = []
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            streams.append(writer)
+            writer.write(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            await reader.readuntil(b"hi")
+            baseline = len(asyncio.all_tasks())
+            for _ in range(20):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                streams.append(writer)
+                writer.write(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+                await reader.readuntil(b"hi")
+            # Every application and access-log task has ended; the connections stay open.
+            for _ in range(100):
+                if len(asyncio.all_tasks()) <= baseline:
+                    break
+                await asyncio.sleep(0)
+            assert len(asyncio.all_tasks()) <= baseline
+        finally:
+            for writer in streams:
+                writer.close()
+            stop.set()
+            await asyncio.wait_for(server, 10)
+
+    asyncio.run(asyncio.wait_for(main(), 20))
