@@ -135,8 +135,12 @@ def build_and_validate_headers(
     """
     validated: list[tuple[bytes, bytes]] = []
     for name, value in headers:
-        name_bytes = _to_bytes(name, "name")
-        value_bytes = _to_bytes(value, "value")
+        if type(name) is bytes and type(value) is bytes:  # the common case, checked fast
+            name_bytes = name
+            value_bytes = value
+        else:
+            name_bytes = _to_bytes(name, "name")
+            value_bytes = _to_bytes(value, "value")
         if name_bytes.startswith(b":"):
             raise ValueError(f"Pseudo headers are not valid in a response: {name_bytes!r}")
         name_bytes = name_bytes.strip().lower()

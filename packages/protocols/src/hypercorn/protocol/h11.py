@@ -497,7 +497,9 @@ class H11Connection:
                     return True
                 if self._idle_since is None:
                     self._idle_since = self._context.now  # draining the unread body
-            elif not self._request_done and not stream.wants_data:
+            elif self._request_done:
+                return False  # the codec is PAUSED until the exchange is over
+            elif not stream.wants_data:
                 return False
         event = self._codec.next_event()
         if event is NEED_DATA or event is PAUSED:
