@@ -18,6 +18,7 @@ its own nursery (under a cancel scope registered for graceful shutdown):
 from __future__ import annotations
 
 import contextlib
+import socket
 from typing import TYPE_CHECKING, final
 
 import trio
@@ -27,13 +28,13 @@ from hypercorn.trio.backend import TrioFlag
 from hypercorn.utils import parse_socket_addr
 
 if TYPE_CHECKING:
-    import socket
     import ssl
+    from collections.abc import Callable
 
     from hypercorn.driver.serve import ConnectionTasks
     from hypercorn.driver.worker import WorkerState
 
-__all__ = ("HIGH_WATER", "MAX_RECV", "StreamTransport", "listen")
+__all__ = ("HIGH_WATER", "MAX_RECV", "SocketTransport", "StreamTransport", "listen")
 
 #: Largest read from a connection.
 MAX_RECV = 65536
@@ -130,38 +131,57 @@ async def serve_stream(
     except OSError:  # the peer is already gone
         await trio.aclose_forcefully(stream)
         return
-    transport_stream: trio.abc.Stream = stream
-    alpn_protocol = None
-    if ssl_context is not None:
-        ssl_stream = trio.SSLStream(stream, ssl_context, server_side=True, https_compatible=True)
-        handshake_done = False
-        with trio.move_on_after(worker.config.ssl_handshake_timeout):
-            try:
-                await ssl_stream.do_handshake()
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
-            else:
-                handshake_done = True
-        if not handshake_done:
-            await trio.aclose_forcefully(ssl_stream)
-            return
-        alpn_protocol = ssl_stream.selected_alpn_protocol()
-        transport_stream = ssl_stream
-
-    transport = StreamTransport(transport_stream, worker.config.read_timeout)
+    if ssl_context is None:
+        await _serve_plain(stream, worker, client, server)
+        return
+    ssl_stream = trio.SSLStream(stream, ssl_context, server_side=True, https_compatible=True)
+    handshake_done = False
+    with trio.move_on_after(worker.config.ssl_handshake_timeout):
+        try:
+            await ssl_stream.do_handshake()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        else:
+            handshake_done = True
+    if not handshake_done:
+        await trio.aclose_forcefully(ssl_stream)
+        return
+    transport = StreamTransport(ssl_stream, worker.config.read_timeout)
     async with trio.open_nursery() as nursery:
         driver = ConnectionDriver(
             worker,
             transport,
             nursery.start_soon,
-            ssl=ssl_context is not None,
+            ssl=True,
             client=client,
             server=server,
-            alpn_protocol=alpn_protocol,
+            alpn_protocol=ssl_stream.selected_alpn_protocol(),
         )
         # The writer closes the stream however the connection ends (even cancelled).
         nursery.start_soon(transport.write_loop, driver)
         await transport.read_loop(driver)
+
+
+async def _serve_plain(
+    stream: trio.SocketStream,
+    worker: WorkerState,
+    client: tuple[str, int] | None,
+    server: tuple[str, int] | None,
+) -> None:
+    """A plain TCP connection, on its socket's own non-blocking calls (SocketTransport)."""
+    sock = socket.socket(fileno=stream.socket.detach())
+    sock.setblocking(False)
+    async with trio.open_nursery() as nursery:
+        transport = SocketTransport(sock, nursery, worker.config.read_timeout)
+        driver = ConnectionDriver(
+            worker, transport, nursery.start_soon, ssl=False, client=client, server=server
+        )
+        try:
+            await transport.read_loop(driver)
+        finally:
+            # However the connection ends (closed, gone, cancelled): the socket is closed
+            # (after what is queued, unless aborted) and the driver told.
+            await transport.finish(driver)
 
 
 @final
@@ -299,4 +319,189 @@ class StreamTransport:
             if not closed:
                 await trio.aclose_forcefully(stream)
             self.finished = True
+            driver.connection_lost()
+
+
+@final
+class SocketTransport:
+    """The driver's :class:`~hypercorn.driver.backend.Transport` over a plain TCP socket.
+
+    ``write`` sends at once with the socket's non-blocking ``send``; only what the kernel
+    does not take is queued, for a writer task started then (it waits with
+    ``trio.lowlevel.wait_writable`` and ends once the queue is empty). The connection's
+    task reads with ``recv``, waiting with ``trio.lowlevel.wait_readable`` only when
+    nothing is there. So an idle connection is one waiting task, and a response that fits
+    the socket buffer costs one system call and no task switch. (TLS connections use
+    :class:`StreamTransport` over ``trio.SSLStream``.)
+    """
+
+    __slots__ = (
+        "_aborted",
+        "_buffer",
+        "_closing",
+        "_drained",
+        "_nursery",
+        "_read_scope",
+        "_read_timeout",
+        "_reading",
+        "_sock",
+        "_wake",
+        "_writing",
+    )
+
+    def __init__(
+        self, sock: socket.socket, nursery: trio.Nursery, read_timeout: float | None
+    ) -> None:
+        self._sock = sock
+        self._nursery = nursery
+        self._read_timeout = read_timeout
+        self._buffer = bytearray()  # what the kernel did not take yet
+        self._writing = False  # a writer task runs
+        self._closing = False
+        self._aborted = False
+        # Made when first needed: set when the queue is below HIGH_WATER again; set when
+        # reading may go on; set when closing began or the writer ended (_wait_until).
+        self._drained: TrioFlag | None = None
+        self._reading: TrioFlag | None = None
+        self._wake: TrioFlag | None = None
+        self._read_scope = trio.CancelScope()
+
+    # -- the Transport interface --------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if self._closing:
+            return
+        if self._writing:
+            self._buffer += data
+            if len(self._buffer) > HIGH_WATER and self._drained is None:
+                self._drained = TrioFlag()
+            return
+        try:
+            sent = self._sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self.abort()  # the peer is gone; the reader sees it too
+            return
+        if sent < len(data):
+            self._buffer += memoryview(data)[sent:]
+            self._writing = True
+            if len(self._buffer) > HIGH_WATER:
+                self._drained = TrioFlag()
+            self._nursery.start_soon(self._write_loop)
+
+    def close(self) -> None:
+        """Stop reading; the socket closes once what is queued was sent."""
+        if not self._closing:
+            self._closing = True
+            self._read_scope.cancel()
+            self._set(self._wake)
+            self._set(self._reading)
+
+    def abort(self) -> None:
+        """Close without sending what is queued."""
+        self.close()
+        if not self._aborted:
+            self._aborted = True
+            self._buffer.clear()
+            self._set(self._drained)
+            self._drained = None
+
+    def pause_reading(self) -> None:
+        if self._reading is None:
+            self._reading = TrioFlag()
+        else:
+            self._reading.clear()
+
+    def resume_reading(self) -> None:
+        self._set(self._reading)
+        self._reading = None
+
+    def can_write(self) -> bool:
+        return self._drained is None
+
+    async def drain(self) -> None:
+        if self._drained is not None:
+            await self._drained.wait()
+
+    @staticmethod
+    def _set(flag: TrioFlag | None) -> None:
+        if flag is not None:
+            flag.set()
+
+    # -- the tasks -----------------------------------------------------------------------
+
+    async def read_loop(self, driver: ConnectionDriver) -> None:
+        """Feed the driver until the connection closes (or the peer's input ends)."""
+        sock = self._sock
+        timeout = self._read_timeout
+        with self._read_scope:
+            try:
+                while True:
+                    if self._reading is not None:
+                        await self._reading.wait()
+                        continue
+                    try:
+                        data = sock.recv(MAX_RECV)
+                    except BlockingIOError:
+                        data = None  # (waited for outside the handler: a suspended
+                        # except block would keep the exception and its frames alive)
+                    if data is None:
+                        if timeout is None:
+                            await trio.lowlevel.wait_readable(sock)
+                        else:
+                            with trio.move_on_after(timeout) as read_scope:
+                                await trio.lowlevel.wait_readable(sock)
+                            if read_scope.cancelled_caught:
+                                self.abort()  # the peer stalled: drop the connection
+                                return
+                        continue
+                    if not data:
+                        driver.eof_received()
+                        break
+                    driver.data_received(data)
+                    # A schedule point per read, as trio's own sockets make: other tasks
+                    # run (the application just started, say) and cancellation gets in.
+                    await trio.lowlevel.checkpoint()
+            except OSError:
+                self.abort()  # reset by the peer
+                return
+        # The peer finished sending: the response may still be under way.
+        await self._wait_until(lambda: self._closing)
+
+    async def _wait_until(self, condition: Callable[[], bool]) -> None:
+        """Wait (in the connection's task) until ``condition()``, re-checked on each wake."""
+        while not condition():
+            flag = self._wake = TrioFlag()
+            await flag.wait()
+
+    async def _write_loop(self) -> None:
+        sock = self._sock
+        buffer = self._buffer
+        try:
+            while buffer and not self._aborted:
+                await trio.lowlevel.wait_writable(sock)
+                try:
+                    sent = sock.send(buffer)
+                except BlockingIOError:
+                    sent = 0
+                del buffer[:sent]
+                if self._drained is not None and len(buffer) <= HIGH_WATER:
+                    self._drained.set()
+                    self._drained = None
+        except (OSError, trio.ClosedResourceError):
+            self.abort()
+        finally:
+            self._writing = False
+            self._set(self._wake)  # (finish() may wait for the queue)
+
+    async def finish(self, driver: ConnectionDriver) -> None:
+        """Close the socket (once what is queued was sent, unless aborted) and tell the
+        driver. Cancellation (graceful shutdown ran out) drops what is left."""
+        try:
+            await self._wait_until(lambda: not self._writing or self._aborted)
+        finally:
+            self.abort()
+            trio.lowlevel.notify_closing(self._sock)
+            self._sock.close()
             driver.connection_lost()
