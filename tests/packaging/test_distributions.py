@@ -119,6 +119,8 @@ def test_each_wheel_holds_exactly_its_own_modules(built: dict[str, tuple[Path, P
             names = archive.namelist()
         shipped = {name for name in names if not name.split("/")[0].endswith(".dist-info")}
         assert shipped == _source_files(package), package
+        # Pure Python unless HYPERCORN_MYPYC asks for the compiled protocols build.
+        assert wheel.name.endswith("-py3-none-any.whl"), wheel.name
         assert "hypercorn/__init__.py" not in shipped
         for name in shipped:
             assert name not in seen, f"{name} is in both {seen.get(name)} and {package}"
@@ -132,6 +134,8 @@ def test_each_sdist_builds_its_package(built: dict[str, tuple[Path, Path]]) -> N
             names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
         assert "pyproject.toml" in names
         assert "CHANGELOG.md" in names
+        if package == "protocols":
+            assert "hatch_build.py" in names  # its build hook (the optional compiled build)
         shipped = {name[len("src/") :] for name in names if name.startswith("src/")}
         assert {n for n in shipped if not n.endswith("/")} >= _source_files(package)
 

@@ -47,8 +47,9 @@ connection-specific header, forbidden on HTTP/2 and HTTP/3).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from enum import Enum
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypedDict, TypeVar, cast
 
 from hypercorn.protocol.events import (
     EndData,
@@ -62,24 +63,24 @@ from hypercorn.typing import HTTPScope, WebsocketScope
 from hypercorn.utils import UnexpectedMessageError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
-    from typing import TypedDict
+    from collections.abc import Mapping
 
     from hypercorn.protocol.context import ProtocolContext, StreamOwner
     from hypercorn.protocol.events import Request
     from hypercorn.typing import ASGIReceiveEvent, ASGISendEvent, ResponseSummary
 
-    class SharedScope(TypedDict):
-        """The scope fields that ``http`` and ``websocket`` scopes share."""
 
-        scheme: str
-        path: str
-        raw_path: bytes
-        query_string: bytes
-        root_path: str
-        headers: Iterable[tuple[bytes, bytes]]
-        client: tuple[str, int] | None
-        server: tuple[str, int | None] | None
+class SharedScope(TypedDict):
+    """The scope fields that ``http`` and ``websocket`` scopes share."""
+
+    scheme: str
+    path: str
+    raw_path: bytes
+    query_string: bytes
+    root_path: str
+    headers: Iterable[tuple[bytes, bytes]]
+    client: tuple[str, int] | None
+    server: tuple[str, int | None] | None
 
 
 __all__ = ("HTTP1_VERSIONS", "ASGIStream")
@@ -245,7 +246,9 @@ class ASGIStream(Generic[StateT, ScopeT]):
         """Take a message from the application's ``send()`` (see the module's table)."""
         if self._drop_app_messages:
             return
-        message_type = message.get("type")
+        # Read untyped and checked here (a compiled build would check the declared type
+        # itself, with a less helpful message).
+        message_type = cast("dict[str, object]", message).get("type")
         if not isinstance(message_type, str):
             raise TypeError(f"An ASGI message needs a str 'type', not {message_type!r}")
         if self.state not in self._ALLOWED.get(message_type, _NOWHERE):

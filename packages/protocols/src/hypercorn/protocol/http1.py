@@ -65,7 +65,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Protocol, final
+from typing import TYPE_CHECKING, Any, Protocol, cast, final
 
 import h11
 
@@ -275,7 +275,10 @@ class H11Codec:
         except h11.RemoteProtocolError as error:
             return ParseError(error.error_status_hint, str(error))
         if isinstance(event, h11.Data):
-            return Body(stream_id=STREAM_ID, data=bytes(event.data))
+            # h11 hands out bytearrays where its types say bytes: read it untyped, so a
+            # compiled build (mypyc checks declared types) takes it too.
+            data: bytes | bytearray = cast("Any", event).data
+            return Body(stream_id=STREAM_ID, data=bytes(data))
         if isinstance(event, h11.Request):
             return self._request(event)
         if isinstance(event, h11.EndOfMessage):
