@@ -18,6 +18,7 @@ import h2.events
 import h2.settings
 import pytest
 from h2.errors import ErrorCodes
+from hpack import NeverIndexedHeaderTuple
 from hyperframe.frame import (
     DataFrame,
     Frame,
@@ -48,6 +49,7 @@ from hypercorn.protocol.h2_flow import (
     RFC7540Scheduler,
     RoundRobinScheduler,
     StreamScheduler,
+    copy_headers,
 )
 from hypercorn.typing import ASGISendEvent
 from tests.protocols.h2_support import split_frames
@@ -419,6 +421,117 @@ def test_invalid_response_header_is_a_value_error(header: tuple[bytes, bytes]) -
     pair.server.app_finished(1)
     pair.exchange()
     assert pair.responses[1].status == 500
+    assert pair.ended(1)
+
+
+@pytest.mark.parametrize(
+    ("headers", "http3", "expected"),
+    [
+        # Names are lower-cased; HTTP/2 strips values (h2's own normalisation is off).
+        ([(b"X-A", b" 1 ")], False, [(b"x-a", b"1", False)]),
+        ([(b"X-A", b" 1 ")], True, [(b"x-a", b" 1 ", False)]),
+        # Credentials are never indexed by HPACK; so is a short (guessable) cookie.
+        (
+            [
+                (b"authorization", b"Basic eDp5"),
+                (b"Proxy-Authorization", b"Basic eDp5"),
+                (b"cookie", b"a=1"),
+                (b"cookie", b"session=0123456789abcdef"),
+                (b"set-cookie", b"a=1"),
+            ],
+            False,
+            [
+                (b"authorization", b"Basic eDp5", True),
+                (b"proxy-authorization", b"Basic eDp5", True),
+                (b"cookie", b"a=1", True),
+                (b"cookie", b"session=0123456789abcdef", False),
+                (b"set-cookie", b"a=1", False),
+            ],
+        ),
+        ([(b"authorization", b"Basic eDp5")], True, [(b"authorization", b"Basic eDp5", False)]),
+        # te survives only as "trailers", and only on HTTP/2.
+        ([(b"te", b"trailers"), (b"te", b"gzip")], False, [(b"te", b"trailers", False)]),
+        ([(b"te", b"trailers")], True, []),
+    ],
+)
+def test_copy_headers(
+    headers: Headers, http3: bool, expected: list[tuple[bytes, bytes, bool]]
+) -> None:
+    copied: Headers = []
+    copy_headers(headers, copied, http3=http3)
+    seen = [(h[0], h[1], isinstance(h, NeverIndexedHeaderTuple)) for h in copied]
+    assert seen == expected
+
+
+def test_credentials_are_never_indexed_on_the_wire() -> None:
+    pair = started()
+    pair.request(1)
+    pair.exchange()
+    pair.respond(1, b"x", headers=[(b"authorization", b"secret"), (b"x-plain", b"1")])
+    pair.exchange()
+    headers = pair.responses[1].headers
+    [auth] = [header for header in headers if header[0] == b"authorization"]
+    [plain] = [header for header in headers if header[0] == b"x-plain"]
+    assert auth == (b"authorization", b"secret")
+    assert isinstance(auth, NeverIndexedHeaderTuple)
+    assert not isinstance(plain, NeverIndexedHeaderTuple)
+
+
+def test_configured_default_header_values_are_stripped() -> None:
+    pair = Pair(Config.from_mapping(alt_svc_headers=[' h3=":443"; ma=3600 ']))
+    pair.exchange()
+    for stream_id in (1, 3):  # the second response reuses the stripped list
+        pair.request(stream_id)
+        pair.exchange()
+        pair.respond(stream_id, b"x")
+        pair.exchange()
+        assert (b"alt-svc", b'h3=":443"; ma=3600') in pair.responses[stream_id].headers
+
+
+@pytest.mark.parametrize(
+    ("body", "frames"),
+    [
+        # A bodyless response: one HEADERS frame that ends the stream.
+        (b"", [("HEADERS", 0, True)]),
+        # The end of the stream rides on the last DATA frame, not an empty one of its own.
+        (b"hello", [("HEADERS", 0, False), ("DATA", 5, True)]),
+        (
+            b"x" * 40000,
+            [
+                ("HEADERS", 0, False),
+                ("DATA", 16384, False),
+                ("DATA", 16384, False),
+                ("DATA", 40000 - 2 * 16384, True),
+            ],
+        ),
+        # More than the window: the end waits for the client's WINDOW_UPDATE, then still
+        # rides on the last data.
+        (
+            b"y" * 70000,
+            [
+                ("HEADERS", 0, False),
+                *[("DATA", 16384, False)] * 3,
+                ("DATA", 65535 - 3 * 16384, False),
+                ("DATA", 70000 - 65535, True),
+            ],
+        ),
+    ],
+)
+def test_response_frames(body: bytes, frames: list[tuple[str, int, bool]]) -> None:
+    pair = started()
+    pair.request(1)
+    pair.exchange()
+    pair.respond(1, body)
+    pair.exchange()
+    seen = [
+        ("DATA", len(frame.data), "END_STREAM" in frame.flags)
+        if isinstance(frame, DataFrame)
+        else (type(frame).__name__.removesuffix("Frame").upper(), 0, "END_STREAM" in frame.flags)
+        for frame in pair.frames
+        if frame.stream_id == 1
+    ]
+    assert seen == frames
+    assert pair.responses[1].data == body
     assert pair.ended(1)
 
 
@@ -858,6 +971,20 @@ def test_server_push() -> None:
     )
 
 
+def test_push_with_an_empty_path_is_dropped() -> None:
+    pair = started()
+    pair.request(1)
+    pair.exchange()
+    pair.take_driver()
+    pair.server.app_send(1, {"type": "http.response.push", "path": "", "headers": []})
+    pair.respond(1, b"ok")
+    pair.exchange()
+    assert not [e for e in pair.events if isinstance(e, h2.events.PushedStreamReceived)]
+    assert not pair.spawned()
+    assert pair.responses[1].data == b"ok"
+    assert pair.ended(1)
+
+
 def test_push_is_dropped_when_the_client_disables_it() -> None:
     pair = Pair(client=make_client(enable_push=False))
     pair.exchange()
@@ -926,6 +1053,41 @@ def test_extended_connect_websocket() -> None:
     assert pair.ended(1)
     ws.receive_data(pair.responses[1].data)
     assert any(isinstance(e, CloseConnection) for e in ws.events())
+
+
+def test_only_websocket_streams_have_deadlines() -> None:
+    pair = Pair(Config.from_mapping(websocket_ping_interval=5.0))
+    pair.exchange()
+    for stream_id in (1, 3):
+        pair.request(stream_id, method=b"POST", end=False)
+    pair.exchange()
+    assert pair.server.next_deadline() is None  # HTTP streams never have timers
+    pair.client.send_headers(
+        5,
+        [
+            (b":method", b"CONNECT"),
+            (b":protocol", b"websocket"),
+            (b":scheme", b"http"),
+            (b":authority", b"example.com"),
+            (b":path", b"/chat"),
+            (b"sec-websocket-version", b"13"),
+        ],
+    )
+    pair.exchange()
+    pair.server.app_send(5, {"type": "websocket.accept"})
+    pair.exchange()
+    assert pair.server.next_deadline() == pair.context.now + 5.0
+    pair.server.app_send(5, {"type": "websocket.close", "code": 1000})
+    pair.server.app_finished(5)
+    pair.exchange()
+    assert pair.ended(5)
+    assert pair.server.next_deadline() is None  # the HTTP streams are still open
+    for stream_id in (1, 3):
+        pair.client.end_stream(stream_id)
+        pair.exchange()
+        pair.respond(stream_id)
+    pair.exchange()
+    assert pair.server.next_deadline() == pair.context.now + 5.0  # idle: keep-alive
 
 
 # ---------------------------------------------------------------------------------------

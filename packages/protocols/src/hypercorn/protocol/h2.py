@@ -36,9 +36,10 @@ and ``te`` other than ``trailers``) are dropped; a header name that is not a low
 token, or a value holding NUL, CR or LF, is a ``ValueError`` from the application's
 ``send()``. Trailers end the stream; they are sent only when the stream sends them (it
 checks ``te: trailers``). A ``Request`` from a stream is a server push: a PUSH_PROMISE
-(only if the client allows push and has room for another stream; otherwise dropped) and a
-new ``HTTPStream`` with the request and its end, so the pushed response gets its own
-application. The promised request carries no default headers (they are response headers).
+(only if the client allows push and has room for another stream, and the path is not
+empty; otherwise dropped) and a new ``HTTPStream`` with the request and its end, so the
+pushed response gets its own application. The promised request carries no default headers
+(they are response headers).
 ``StreamClosed`` from a stream that has not finished its response resets it with
 ``INTERNAL_ERROR``; a finished response whose request body is still arriving is ended with
 RST_STREAM ``NO_ERROR`` (RFC 9113 §8.1) once its application is done.
@@ -145,6 +146,7 @@ class H2Connection:
         "_client",
         "_conn",
         "_context",
+        "_defaults",
         "_events",
         "_goaway_sent",
         "_guard",
@@ -164,6 +166,7 @@ class H2Connection:
         "_state",
         "_streams",
         "_terminated",
+        "_timed",
     )
 
     def __init__(
@@ -184,6 +187,11 @@ class H2Connection:
         self._scheme = b"https" if ssl else b"http"
         self._state = ConnectionState(dict(context.lifespan_state))
         self._streams: dict[int, StreamEntry] = {}
+        # The streams that may have timers (WebSockets); an HTTPStream never has one, so
+        # the deadline is found without visiting every stream on every pump.
+        self._timed: dict[int, StreamEntry] = {}
+        # context.default_headers("h2") as last seen, and its values stripped (see _head).
+        self._defaults: tuple[Headers | None, Headers] = (None, [])
         self._events: list[DriverEvent] = []
         self._out = bytearray()
         self._scheduler: StreamScheduler = scheduler or LazyPriorityScheduler()
@@ -198,8 +206,18 @@ class H2Connection:
         self._resets = ResetBudget()
 
         frame_size = min(max(config.h2_max_inbound_frame_size, _MIN_FRAME_SIZE), _MAX_FRAME_SIZE)
+        # Outbound header normalisation and validation are off: every block we send is
+        # built here from headers that copy_headers checked and normalised (lower-case
+        # token names, no connection-specific headers, stripped values, credentials never
+        # indexed) after our own pseudo headers, which is what h2 would have checked,
+        # at a fraction of the cost. Inbound headers are still validated by h2.
         conn = h2.connection.H2Connection(
-            config=h2.config.H2Configuration(client_side=False, header_encoding=None)
+            config=h2.config.H2Configuration(
+                client_side=False,
+                header_encoding=None,
+                validate_outbound_headers=False,
+                normalize_outbound_headers=False,
+            )
         )
         conn.local_settings = Settings(
             client=False,
@@ -362,7 +380,7 @@ class H2Connection:
         deadline: float | None = None
         if not self._streams:
             deadline = self._idle_since + self._context.config.keep_alive_timeout
-        for entry in self._streams.values():
+        for entry in self._timed.values():
             due = entry.stream.next_deadline()
             if due is not None and (deadline is None or due < deadline):
                 deadline = due
@@ -373,7 +391,7 @@ class H2Connection:
         if self.closed:
             return
         now = self._context.now
-        for entry in list(self._streams.values()):
+        for entry in list(self._timed.values()):
             due = entry.stream.next_deadline()
             if due is not None and due <= now:
                 entry.stream.handle_timer()
@@ -531,6 +549,8 @@ class H2Connection:
         )
         entry = StreamEntry(stream, stream_id)
         self._streams[stream_id] = entry
+        if websocket:
+            self._timed[stream_id] = entry
         self._inbound += 1
         if stream_id > self._last_stream_id:
             self._last_stream_id = stream_id
@@ -560,12 +580,13 @@ class H2Connection:
             or not remote.enable_push
             or conn.open_outbound_streams >= remote.max_concurrent_streams
             or self._pushed >= self._max_streams
+            or not request.raw_path  # an empty :path is malformed (RFC 9113 §8.3.1)
         ):
             return
         host = b""
         headers: Headers = []
         for name, value in request.headers:
-            if name == b"host":
+            if name.lower() == b"host":
                 host = host or value
             else:
                 headers.append((name, value))
@@ -610,7 +631,15 @@ class H2Connection:
     def _head(self, status_code: int, headers: Iterable[tuple[bytes, bytes]]) -> Headers:
         block: Headers = [(b":status", b"%d" % status_code)]
         copy_headers(headers, block)
-        block.extend(self._context.default_headers("h2"))
+        # The default headers have lower-case names of our own; only a configured alt-svc
+        # value could carry whitespace, which h2's normalisation used to strip. The list
+        # stays the same object until the date changes, so it is stripped once per change.
+        defaults = self._context.default_headers("h2")
+        source, stripped = self._defaults
+        if defaults is not source:
+            stripped = [(name, value.strip()) for name, value in defaults]
+            self._defaults = (defaults, stripped)
+        block.extend(stripped)
         return block
 
     def _ack(self, entry: StreamEntry) -> None:
@@ -667,6 +696,7 @@ class H2Connection:
         stream_id = entry.stream_id
         if self._streams.pop(stream_id, None) is None:
             return
+        self._timed.pop(stream_id, None)
         if entry.pushed:
             self._pushed -= 1
         else:

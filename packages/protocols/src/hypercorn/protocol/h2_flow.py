@@ -6,7 +6,11 @@ Rules this module enforces
 **Headers.** :func:`copy_headers` drops what HTTP/2 forbids in a response or trailers
 (RFC 9113 §8.2.2: ``connection``, ``keep-alive``, ``proxy-connection``,
 ``transfer-encoding``, ``upgrade``, and ``te`` other than ``trailers``) and refuses a name
-that is not a lower-case token or a value holding NUL, CR or LF (``ValueError``).
+that is not a lower-case token or a value holding NUL, CR or LF (``ValueError``). For
+HTTP/2 it also does the rest of what h2's outbound normalisation did (the connection turns
+that off, with h2's outbound validation, because this function already guarantees it):
+values lose surrounding whitespace, and ``authorization``, ``proxy-authorization`` and
+``cookie`` values shorter than 20 bytes are never indexed by HPACK (RFC 7541 §7.1.3).
 
 **Send queues.** Each stream's output waits in a :class:`SendQueue`, in the order the
 stream produced it: response heads, data chunks, trailers and the end of the stream. Data is
@@ -21,7 +25,8 @@ connection's ``can_send`` is false), and once the queue drains below
 asks it to (:meth:`Sender.flush`): first the heads, trailers and ends at the front of each
 queue (a final head directly followed by the end is one HEADERS frame with END_STREAM;
 empty trailers are just the end), then DATA frames of at most the peer's maximum frame
-size, one stream at a time as the scheduler picks, while both windows allow. If h2 refuses
+size, one stream at a time as the scheduler picks, while both windows allow (the last
+DATA frame carries END_STREAM when the end directly follows it). If h2 refuses
 to frame a stream's output the stream is handed back (``on_failure``) to be reset; the
 driver never sees the error.
 
@@ -43,6 +48,7 @@ import re
 from collections import deque
 from typing import TYPE_CHECKING, Protocol, final
 
+from hpack import NeverIndexedHeaderTuple
 from priority.priority import DeadlockError, PriorityError, PriorityTree
 
 if TYPE_CHECKING:
@@ -86,6 +92,10 @@ CONNECTION_SPECIFIC = frozenset(
 )
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
 _BAD_VALUE = re.compile(rb"[\x00\r\n]")
+#: Header names whose values HPACK must never index (credentials open to guessing).
+_NEVER_INDEXED = frozenset({b"authorization", b"proxy-authorization"})
+#: A ``cookie`` value shorter than this is never indexed either (it is easy to guess).
+_SHORT_COOKIE = 20
 
 
 def copy_headers(
@@ -94,7 +104,8 @@ def copy_headers(
     """Append ``headers`` to ``into`` without connection-specific ones; check the rest.
 
     HTTP/2 keeps ``te: trailers``; HTTP/3 drops ``te`` in every response (RFC 9114 §4.2).
-    The HTTP/3 connection shares this function.
+    The HTTP/3 connection shares this function. For HTTP/2, values are stripped and
+    credentials are marked never-indexed (see the module docstring).
     """
     version = "HTTP/3" if http3 else "HTTP/2"
     for name, value in headers:
@@ -107,7 +118,14 @@ def copy_headers(
             raise ValueError(f"Invalid {version} header name {name!r}")
         if _BAD_VALUE.search(value) is not None:
             raise ValueError(f"Invalid {version} header value {value!r} (NUL, CR or LF)")
-        into.append((name, value))
+        if http3:
+            into.append((name, value))
+            continue
+        value = value.strip()
+        if name in _NEVER_INDEXED or (name == b"cookie" and len(value) < _SHORT_COOKIE):
+            into.append(NeverIndexedHeaderTuple(name, value))
+        else:
+            into.append((name, value))
 
 
 @final
@@ -477,12 +495,12 @@ class Sender:
                 continue
             if self._send_controls(entry):
                 continue
-            if not entry.queue:
-                dirty.pop(stream_id, None)
-                scheduler.idle(stream_id)
-            elif self._window(stream_id) > 0:
+            if entry.queue:
+                # Data waits: the loop below sends it, or idles the stream if its window
+                # is shut (it stays dirty, so the next flush looks at it again).
                 scheduler.ready(stream_id)
             else:
+                dirty.pop(stream_id, None)
                 scheduler.idle(stream_id)
         sent = False
         while conn.outbound_flow_control_window > 0:
@@ -499,15 +517,23 @@ class Sender:
                 scheduler.idle(next_id)
                 continue
             chunk = queue.take_data(min(window, conn.max_outbound_frame_size))
+            # The last chunk of data, directly followed by the end of the stream, carries
+            # END_STREAM itself: one DATA frame instead of two (and one h2 call).
+            end = queue.peek_kind() == END
             try:
-                conn.send_data(next_id, chunk)
+                conn.send_data(next_id, chunk, end_stream=end)
             except Exception:  # As in _send_controls: fail the stream, not the driver.
                 self._on_failure(entry)
                 continue
             sent = True
             if queue.ready_to_resume():
                 self._on_resume(next_id)
-            if not queue.data_first:
+            if end:
+                queue.pop_control()
+                scheduler.idle(next_id)
+                dirty.pop(next_id, None)
+                self._on_end(entry)
+            elif not queue.data_first:
                 scheduler.idle(next_id)
                 if self._send_controls(entry) or not queue:
                     dirty.pop(next_id, None)
