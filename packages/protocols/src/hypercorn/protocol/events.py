@@ -18,12 +18,14 @@ asyncio or trio worker, or the selectors example). They come out of
   ``send()`` may continue (see ``connection.can_send(stream_id)``);
 - :class:`StreamEnded` — the stream is finished; the driver writes the access log line.
 
-Everything here is a frozen dataclass with ``__slots__``: cheap to make and safe to share.
+Every event is a small value object (``__slots__``, compared by type and fields, with a
+readable ``repr``), made many times per request: plain classes rather than dataclasses,
+because they are made several times faster (compiled or not). Treat them as immutable.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import ClassVar
 
 from hypercorn.typing import ConnectionState, ResponseSummary, WWWScope
 
@@ -49,19 +51,44 @@ __all__ = (
 Headers = list[tuple[bytes, bytes]]
 
 
+class _Value:
+    """Equality, hashing and ``repr`` from the fields named in ``_FIELDS``."""
+
+    __slots__ = ()
+    _FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self._FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, _Value)
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._values()))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._FIELDS)
+        return f"{type(self).__name__}({fields})"
+
+
 # ---------------------------------------------------------------------------------------
 # Stream events (connection <-> stream)
 # ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(_Value):
     """Base of every stream event; ``stream_id`` names the stream (1 for HTTP/1.1)."""
 
-    stream_id: int
+    __slots__ = ("stream_id",)
+    _FIELDS: ClassVar[tuple[str, ...]] = ("stream_id",)
+
+    def __init__(self, stream_id: int) -> None:
+        self.stream_id = stream_id
 
 
-@dataclass(frozen=True, slots=True)
 class Request(Event):
     """A request head arrived (or, sent by a stream, a request to push).
 
@@ -71,69 +98,101 @@ class Request(Event):
     ``"2"`` or ``"3"``. ``state`` is the connection's copy of the lifespan state.
     """
 
-    headers: Headers
-    http_version: str
-    method: str
-    raw_path: bytes
-    state: ConnectionState = field(default_factory=lambda: ConnectionState({}))
+    __slots__ = ("headers", "http_version", "method", "raw_path", "state")
+    _FIELDS = ("stream_id", "headers", "http_version", "method", "raw_path", "state")
+
+    def __init__(
+        self,
+        stream_id: int,
+        headers: Headers,
+        http_version: str,
+        method: str,
+        raw_path: bytes,
+        state: ConnectionState | None = None,
+    ) -> None:
+        self.stream_id = stream_id
+        self.headers = headers
+        self.http_version = http_version
+        self.method = method
+        self.raw_path = raw_path
+        self.state: ConnectionState = ConnectionState({}) if state is None else state
 
 
-@dataclass(frozen=True, slots=True)
 class Body(Event):
     """A chunk of the request body (or, for a WebSocket, raw frame bytes from the peer)."""
 
-    data: bytes
+    __slots__ = ("data",)
+    _FIELDS = ("stream_id", "data")
+
+    def __init__(self, stream_id: int, data: bytes) -> None:
+        self.stream_id = stream_id
+        self.data = data
 
 
-@dataclass(frozen=True, slots=True)
 class EndBody(Event):
     """The request body is complete."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True, slots=True)
+
 class Trailers(Event):
     """Trailing headers, after the body (request trailers in, response trailers out)."""
 
-    headers: Headers
+    __slots__ = ("headers",)
+    _FIELDS = ("stream_id", "headers")
+
+    def __init__(self, stream_id: int, headers: Headers) -> None:
+        self.stream_id = stream_id
+        self.headers = headers
 
 
-@dataclass(frozen=True, slots=True)
 class Data(Event):
     """A chunk of the response body (or, for a WebSocket, raw frame bytes to the peer)."""
 
-    data: bytes
+    __slots__ = ("data",)
+    _FIELDS = ("stream_id", "data")
+
+    def __init__(self, stream_id: int, data: bytes) -> None:
+        self.stream_id = stream_id
+        self.data = data
 
 
-@dataclass(frozen=True, slots=True)
 class EndData(Event):
     """The response body is complete."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True, slots=True)
+
 class Response(Event):
     """The final response head."""
 
-    headers: Headers
-    status_code: int
+    __slots__ = ("headers", "status_code")
+    _FIELDS = ("stream_id", "headers", "status_code")
+
+    def __init__(self, stream_id: int, headers: Headers, status_code: int) -> None:
+        self.stream_id = stream_id
+        self.headers = headers
+        self.status_code = status_code
 
 
-@dataclass(frozen=True, slots=True)
 class InformationalResponse(Event):
     """A 1xx response head (100 Continue, 103 Early Hints, ...)."""
 
-    headers: Headers
-    status_code: int
+    __slots__ = ("headers", "status_code")
+    _FIELDS = ("stream_id", "headers", "status_code")
 
-    def __post_init__(self) -> None:
-        if not 100 <= self.status_code < 200:
-            raise ValueError(
-                f"InformationalResponse needs a 1xx status code, not {self.status_code}"
-            )
+    def __init__(self, stream_id: int, headers: Headers, status_code: int) -> None:
+        if not 100 <= status_code < 200:
+            raise ValueError(f"InformationalResponse needs a 1xx status code, not {status_code}")
+        self.stream_id = stream_id
+        self.headers = headers
+        self.status_code = status_code
 
 
-@dataclass(frozen=True, slots=True)
 class StreamClosed(Event):
     """The stream is closed: the peer went away or reset it (in), or it is done (out)."""
+
+    __slots__ = ()
 
 
 # ---------------------------------------------------------------------------------------
@@ -141,8 +200,7 @@ class StreamClosed(Event):
 # ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class SpawnApp:
+class SpawnApp(_Value):
     """Start the ASGI application for ``stream_id`` with ``scope``.
 
     The driver runs ``app(scope, receive, send)`` where ``receive`` takes messages from
@@ -153,35 +211,48 @@ class SpawnApp:
     ``connection.app_finished(stream_id)``.
     """
 
-    stream_id: int
-    scope: WWWScope
+    __slots__ = ("scope", "stream_id")
+    _FIELDS = ("stream_id", "scope")
+
+    def __init__(self, stream_id: int, scope: WWWScope) -> None:
+        self.stream_id = stream_id
+        self.scope = scope
 
 
-@dataclass(frozen=True, slots=True)
-class ReceiveReady:
+class ReceiveReady(_Value):
     """Messages are waiting for the application's ``receive()`` on ``stream_id``."""
 
-    stream_id: int
+    __slots__ = ("stream_id",)
+    _FIELDS = ("stream_id",)
+
+    def __init__(self, stream_id: int) -> None:
+        self.stream_id = stream_id
 
 
-@dataclass(frozen=True, slots=True)
-class SendReady:
+class SendReady(_Value):
     """The send buffer of ``stream_id`` drained: a blocked ``send()`` may continue."""
 
-    stream_id: int
+    __slots__ = ("stream_id",)
+    _FIELDS = ("stream_id",)
+
+    def __init__(self, stream_id: int) -> None:
+        self.stream_id = stream_id
 
 
-@dataclass(frozen=True, slots=True)
-class StreamEnded:
+class StreamEnded(_Value):
     """``stream_id`` is finished; ``response`` is what was sent (None when nothing was).
 
     The driver uses it for the access log (with the time it measured since
     :class:`SpawnApp`) and for statsd.
     """
 
-    stream_id: int
-    scope: WWWScope
-    response: ResponseSummary | None
+    __slots__ = ("response", "scope", "stream_id")
+    _FIELDS = ("stream_id", "scope", "response")
+
+    def __init__(self, stream_id: int, scope: WWWScope, response: ResponseSummary | None) -> None:
+        self.stream_id = stream_id
+        self.scope = scope
+        self.response = response
 
 
 DriverEvent = SpawnApp | ReceiveReady | SendReady | StreamEnded
@@ -192,8 +263,7 @@ DriverEvent = SpawnApp | ReceiveReady | SendReady | StreamEnded
 # ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class H2Switch:
+class H2Switch(_Value):
     """An HTTP/1.1 connection's hand-over to HTTP/2, as a value (never an exception).
 
     - Prior knowledge: ``data`` is every byte read so far, starting with the client's
@@ -204,6 +274,12 @@ class H2Switch:
       ``data`` is whatever the client sent after the request (its HTTP/2 preface).
     """
 
-    data: bytes
-    request: Request | None = None
-    settings: bytes | None = None
+    __slots__ = ("data", "request", "settings")
+    _FIELDS = ("data", "request", "settings")
+
+    def __init__(
+        self, data: bytes, request: Request | None = None, settings: bytes | None = None
+    ) -> None:
+        self.data = data
+        self.request = request
+        self.settings = settings
