@@ -534,8 +534,20 @@ def ensure_tools() -> None:
     subprocess.run(["apt-get", "install", "-y", "-qq", "wrk", "nghttp2-client"], check=True)
 
 
+#: Our server is installed compiled (HYPERCORN_MYPYC=1: the state machines through mypyc,
+#: see packages/protocols/hatch_build.py) into .venvs/ours, or as pure Python (--pure) into
+#: .venvs/ours-pure. main() sets this.
+OURS_PURE = False
+
+
+def venv_dir(name: str) -> Path:
+    if name == "ours" and OURS_PURE:
+        return VENVS / "ours-pure"
+    return VENVS / name
+
+
 def venv_python(name: str) -> Path:
-    return VENVS / name / "bin" / "python"
+    return venv_dir(name) / "bin" / "python"
 
 
 def ensure_venv(name: str, reinstall: bool = False) -> Path:
@@ -544,7 +556,7 @@ def ensure_venv(name: str, reinstall: bool = False) -> Path:
     if python.exists() and not reinstall:
         return python
     uv = shutil.which("uv")
-    target = VENVS / name
+    target = venv_dir(name)
     print(f"setting up {target}", flush=True)
     if not python.exists():
         if uv:
@@ -571,10 +583,17 @@ def ensure_venv(name: str, reinstall: bool = False) -> Path:
                 args += ["--reinstall-package", dist] if uv else []
             if not uv:
                 args.append("--force-reinstall")
+    env = dict(os.environ)
+    env.pop("HYPERCORN_MYPYC", None)
+    if name == "ours" and not OURS_PURE:
+        env["HYPERCORN_MYPYC"] = "1"
+        # The build cache does not know about the variable: build ours afresh.
+        args += ["--no-cache"] if uv else ["--no-cache-dir"]
     if uv:
-        subprocess.run([uv, "pip", "install", "-q", "--python", str(python), *args], check=True)
+        install = [uv, "pip", "install", "-q", "--python", str(python), *args]
     else:
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *args], check=True)
+        install = [str(python), "-m", "pip", "install", "-q", *args]
+    subprocess.run(install, check=True, env=env)
     return python
 
 
@@ -616,7 +635,8 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
 
 def server_label(server: str, loop: str) -> str:
     if server == "ours":
-        return f"ours ({OURS_PARSER[loop]})"
+        build = "pure" if OURS_PURE else "compiled"
+        return f"ours ({OURS_PARSER[loop]}, {build})"
     if server == "uvicorn":
         return f"uvicorn ({UVICORN_HTTP[loop]})"
     if server == "hypercorn018":
@@ -628,7 +648,7 @@ def server_command(
     server: str, loop: str, port: int, tls: tuple[Path, Path] | None, workdir: Path
 ) -> list[str]:
     """The command line that serves ``apps:app`` on 127.0.0.1:port in one process."""
-    bindir = VENVS / server / "bin"
+    bindir = venv_dir(server) / "bin"
     if server in ("ours", "hypercorn018"):
         cmd = [
             str(bindir / "hypercorn"),
@@ -1062,6 +1082,7 @@ def environment() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "loadavg_at_start": os.getloadavg(),
         "versions": versions,
+        "ours_build": "pure" if OURS_PURE else "compiled (mypyc)",
         "wrk": _first_line(["wrk", "-v"]),
         "h2load": _first_line(["h2load", "--version"]),
     }
@@ -1112,6 +1133,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="reinstall our packages from ./packages into .venvs/ours",
     )
+    parser.add_argument(
+        "--pure",
+        action="store_true",
+        help="run our server as pure Python (.venvs/ours-pure) instead of the compiled build",
+    )
     parser.add_argument("--from-json", type=Path, help="re-render a saved result; run nothing")
     parser.add_argument("--chart", type=Path, help="also write the SVG chart here")
     parser.add_argument(
@@ -1121,6 +1147,8 @@ def main(argv: list[str] | None = None) -> int:
         "scenario and loop and print its top functions",
     )
     args = parser.parse_args(argv)
+    global OURS_PURE
+    OURS_PURE = args.pure
     command = " ".join(["python benchmarks/run.py", *(sys.argv[1:] if argv is None else argv)])
 
     if args.from_json:
