@@ -88,7 +88,7 @@ def test_table_shows_medians_ratios_and_cpu() -> None:
     assert lines[0].startswith("| scenario | loop | server | median |")
     # ours first, then the peers in the runner's order, whatever order they were measured in
     assert lines[2] == (
-        "| h1-hello | uvloop | ours (httptools) | 400 | req/s | 1.00 | 80 % | 2,000.0 "
+        "| h1-hello | uvloop | ours (httptools, compiled) | 400 | req/s | 1.00 | 80 % | 2,000.0 "
         "| 400/500/300 |"
     )
     assert lines[3].startswith("| h1-hello | uvloop | Hypercorn 0.18 | 250 | req/s | 1.60 |")
