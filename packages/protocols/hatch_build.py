@@ -1,12 +1,19 @@
-"""The optional compiled build of hypercorn-protocols: its state machines through mypyc.
+"""The optional compiled build: a distribution's hot modules through mypyc.
+
+hypercorn-protocols (its state machines) and hypercorn-workers (the driver core) use this
+same hook (packages/workers/hatch_build.py is a link to this file); each names the modules
+it compiles, relative to ``src/``, in its pyproject.toml::
+
+    [tool.hatch.build.targets.wheel.hooks.custom]
+    path = "hatch_build.py"
+    compile = ["hypercorn/protocol/h11.py", ...]
 
 Building with ``HYPERCORN_MYPYC=1`` in the environment (``HYPERCORN_MYPYC=1 pip install
-hypercorn-protocols --no-binary hypercorn-protocols``, or from a checkout) compiles the
-modules of :data:`COMPILED` to C extensions with mypyc and makes a platform wheel; the
-Python sources stay in the wheel beside them. Without the variable (the default, and every
-editable install) nothing happens here and the wheel is pure Python. Both builds behave
-the same; the compiled one runs the per-request work about twice as fast (see
-docs/performance.md).
+./packages/protocols``, or ``pip install --no-binary :all:`` from the sdists) compiles
+them to C extensions with mypyc and makes a platform wheel; the Python sources stay in the
+wheel beside them. Without the variable (the default, and every editable install) nothing
+happens here and the wheel is pure Python. Both builds behave the same; the compiled one
+does the per-request work about twice as fast (see docs/performance.md).
 
 Third-party packages are not installed for the compilation: their types are taken as
 ``Any``, so the compiled code never checks a value that h11, h2, wsproto or httptools hand
@@ -25,33 +32,14 @@ from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-#: The modules compiled, relative to ``src/``: the sans-IO core that runs per request and
-#: per frame. HTTP/3 (``h3``, ``quic``) stays Python: it subclasses aioquic's classes.
-COMPILED = (
-    "hypercorn/protocol/__init__.py",
-    "hypercorn/protocol/asgi_stream.py",
-    "hypercorn/protocol/context.py",
-    "hypercorn/protocol/events.py",
-    "hypercorn/protocol/h11.py",
-    "hypercorn/protocol/h2.py",
-    "hypercorn/protocol/h2_flow.py",
-    "hypercorn/protocol/h2_limits.py",
-    "hypercorn/protocol/headers.py",
-    "hypercorn/protocol/http1.py",
-    "hypercorn/protocol/http1_httptools.py",
-    "hypercorn/protocol/http_stream.py",
-    "hypercorn/protocol/server.py",
-    "hypercorn/protocol/ws_handshake.py",
-    "hypercorn/protocol/ws_stream.py",
-)
-
 
 def _enabled() -> bool:
     return os.environ.get("HYPERCORN_MYPYC", "") not in ("", "0")
 
 
 class MypycBuildHook(BuildHookInterface):  # type: ignore[type-arg]
-    """Compiles :data:`COMPILED` when ``HYPERCORN_MYPYC`` is set (see the module)."""
+    """Compiles the hook's ``compile`` list when ``HYPERCORN_MYPYC`` is set (see the
+    module)."""
 
     PLUGIN_NAME = "custom"
 
@@ -61,6 +49,9 @@ class MypycBuildHook(BuildHookInterface):  # type: ignore[type-arg]
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         if not _enabled() or self.target_name != "wheel" or version == "editable":
             return
+        modules = self.config.get("compile", [])
+        if not modules:
+            raise RuntimeError("the mypyc hook needs a 'compile' list of modules")
         src = Path(self.root) / "src"
         work = Path(tempfile.mkdtemp(prefix="hypercorn-mypyc-"))
         self._work = work
@@ -71,7 +62,7 @@ class MypycBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             "mypyc",
             "--explicit-package-bases",
             "--ignore-missing-imports",
-            *COMPILED,
+            *modules,
         ]
         result = subprocess.run(command, cwd=work, capture_output=True, text=True, check=False)
         if result.returncode:

@@ -134,7 +134,7 @@ def test_each_sdist_builds_its_package(built: dict[str, tuple[Path, Path]]) -> N
             names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
         assert "pyproject.toml" in names
         assert "CHANGELOG.md" in names
-        if package == "protocols":
+        if package in ("protocols", "workers"):
             assert "hatch_build.py" in names  # its build hook (the optional compiled build)
         shipped = {name[len("src/") :] for name in names if name.startswith("src/")}
         assert {n for n in shipped if not n.endswith("/")} >= _source_files(package)
