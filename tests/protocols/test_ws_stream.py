@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import Connection
+from wsproto.connection import ConnectionState as WSState
 from wsproto.events import (
     AcceptConnection,
     BytesMessage,
@@ -51,6 +52,7 @@ from hypercorn.protocol.ws_handshake import accept_token
 from hypercorn.protocol.ws_stream import ASGIWebsocketState, Handshake, WSStream
 from hypercorn.typing import ASGISendEvent, ConnectionState, WebsocketScope
 from hypercorn.utils import UnexpectedMessageError
+from tests.protocols import test_ws_frames as ws_frames
 from tests.protocols.support import (
     CLIENT,
     SERVER,
@@ -267,6 +269,125 @@ def test_any_bytes_after_accept_end_in_a_clean_state(case: tuple[bool, list[byte
         stream.app_finished()
         assert owner.take_sent()[-1] == EndData(stream_id=SID)
     assert len(ended(owner)) == 1
+
+
+CLOSE_PAYLOADS = st.one_of(
+    st.just(b""),
+    st.tuples(st.sampled_from([1000, 1001, 1005, 1016, 2999, 3000, 4999, 5000]), st.text()).map(
+        lambda case: case[0].to_bytes(2, "big") + case[1].encode()[:100]
+    ),
+    st.binary(max_size=6),  # One byte, or a code followed by bytes that are not UTF-8.
+)
+
+
+def _fragmented(parts: tuple[int, list[bytes]]) -> bytes:
+    """A message of several frames (opcode, then continuations), a ping after each."""
+    opcode, payloads = parts
+    frames = b""
+    for index, payload in enumerate(payloads):
+        fin = 0x80 if index == len(payloads) - 1 else 0
+        frames += ws_frames.client_frame(fin | (opcode if index == 0 else 0), payload)
+        frames += ws_frames.client_frame(0x89, b"p")
+    return frames
+
+
+#: Frames a client may send, in any order.
+VALID_FRAMES = st.one_of(
+    st.one_of(st.text(max_size=300), st.sampled_from(["é" * 2048, "é" * 2049, "x" * 70_000])).map(
+        ws_frames.text
+    ),
+    st.binary(max_size=300).map(ws_frames.binary),
+    st.tuples(st.sampled_from([0x89, 0x8A]), st.binary(max_size=125)).map(
+        lambda case: ws_frames.client_frame(case[0], case[1])
+    ),
+    st.tuples(st.just(0x02), st.lists(st.binary(max_size=20), min_size=1, max_size=4)).map(
+        _fragmented
+    ),
+    st.tuples(
+        st.just(0x01), st.lists(st.text(max_size=20).map(str.encode), min_size=1, max_size=4)
+    ).map(_fragmented),
+)
+#: Frames that end the WebSocket (a close) or may be refused (wrong order, bad UTF-8,
+#: reserved opcode or bits, unmasked, a length not in its shortest form).
+OTHER_FRAMES = st.one_of(
+    CLOSE_PAYLOADS.map(lambda payload: ws_frames.client_frame(0x88, payload)),
+    st.binary(max_size=20).map(lambda raw: ws_frames.client_frame(0x81, raw)),
+    st.tuples(
+        st.sampled_from([0x00, 0x01, 0x02, 0x80, 0x09, 0x83, 0xC1]), st.binary(max_size=130)
+    ).map(lambda case: ws_frames.client_frame(case[0], case[1])),
+    st.binary(max_size=4).map(lambda raw: ws_frames.client_frame(0x82, raw, length_bytes=2)),
+    st.binary(max_size=4).map(lambda raw: ws_frames.client_frame(0x81, raw, mask=False)),
+)
+
+
+@st.composite
+def mixed_frames(draw: st.DrawFn) -> list[bytes]:
+    """Client frames, valid or (half the time) not, mutated now and then, cut into reads."""
+    kinds = st.one_of(VALID_FRAMES, OTHER_FRAMES) if draw(st.booleans()) else VALID_FRAMES
+    data = bytearray(b"".join(draw(st.lists(kinds, max_size=12))))
+    if data and draw(st.integers(0, 3)) == 0:
+        for _ in range(draw(st.integers(1, 3))):
+            data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
+    cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=6)))
+    return [bytes(data[a:b]) for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+
+
+def wsproto_only(reads: list[bytes], max_size: int) -> tuple[list[Any], list[bytes]]:
+    """What the stream does with everything read by wsproto (the rules of the module's
+    docstring, played on a wsproto server connection): the app's messages and the frames
+    written."""
+    ws = Connection(ConnectionType.SERVER)
+    received: list[Any] = []
+    written: list[bytes] = []
+    parts: list[Any] = []
+    size = 0
+    for read in reads:
+        if not read:
+            continue
+        ws.receive_data(read)
+        for event in ws.events():
+            if isinstance(event, Message):
+                size += len(event.data)
+                if size > max_size:
+                    written.append(ws.send(CloseConnection(code=1009, reason="message too big")))
+                    received.append({"type": "websocket.disconnect", "code": 1009})
+                    return received, written
+                parts.append(event.data)
+                if event.message_finished:
+                    text: str | None = None
+                    binary: bytes | None = None
+                    if isinstance(event, TextMessage):
+                        text = "".join(parts)
+                    else:
+                        binary = b"".join(bytes(part) for part in parts)
+                    received.append({"type": "websocket.receive", "bytes": binary, "text": text})
+                    parts = []
+                    size = 0
+            elif isinstance(event, Ping):
+                written.append(ws.send(event.response()))
+            elif isinstance(event, CloseConnection):
+                if ws.state is WSState.OPEN:  # A frame wsproto refused.
+                    answer = CloseConnection(code=event.code, reason=event.reason)
+                else:
+                    answer = event.response()
+                written.append(ws.send(answer))
+                received.append({"type": "websocket.disconnect", "code": int(event.code)})
+                return received, written
+    return received, written
+
+
+@settings(max_examples=500, deadline=None)
+@given(mixed_frames(), st.sampled_from([10, 200, 16 * 1024 * 1024]))
+def test_simple_frames_change_nothing_wsproto_does(reads: list[bytes], max_size: int) -> None:
+    """The short cut for simple frames (hypercorn.protocol.ws_frames) gives the same
+    messages, replies, close codes and close reasons as wsproto reading everything."""
+    config = Config()
+    config.websocket_max_message_size = max_size
+    stream, owner, _ = accepted_h2(config)
+    for data in reads:
+        stream.handle(Body(stream_id=SID, data=data))
+    written = [event.data for event in owner.take_sent() if isinstance(event, Data)]
+    assert (drain(stream), written) == wsproto_only(reads, max_size)
 
 
 def test_is_a_stream() -> None:

@@ -5,7 +5,10 @@ A connection makes a :class:`WSStream` for a request that asks for a WebSocket (
 ``:protocol: websocket``, RFC 8441/9220). After the accept, frames travel as raw bytes on
 every version: ``Body`` in, ``Data`` out. They are parsed and written by wsproto through its
 public API only (``wsproto.connection.Connection``, ``wsproto.events``,
-``wsproto.extensions.PerMessageDeflate``); the opening handshake is ours (:class:`Handshake`).
+``wsproto.extensions.PerMessageDeflate``), except the common case, when permessage-deflate
+is off: small whole messages received, and every message sent, are read and written by
+:mod:`hypercorn.protocol.ws_frames` with the same result. The opening handshake is ours
+(:class:`Handshake`).
 
 The rules every ASGI stream shares (the scope fields common to both scope types, the
 inbox, ``wants_data``, how ``app_send`` screens messages, ``StreamEnded``/``closed``, and the
@@ -71,7 +74,7 @@ accept or last ping plus the interval, and :meth:`WSStream.handle_timer` sends t
 from __future__ import annotations
 
 from enum import Enum
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, Any, Final, final
 
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Message, Ping, TextMessage
@@ -86,6 +89,7 @@ from hypercorn.protocol.events import (
     Response,
     StreamClosed,
 )
+from hypercorn.protocol.ws_frames import FrameSplitter, Unparsed, server_frame
 from hypercorn.protocol.ws_handshake import Handshake
 from hypercorn.typing import ConnectionState as ASGIConnectionState
 from hypercorn.typing import WebsocketScope
@@ -101,17 +105,19 @@ __all__ = ("ASGIWebsocketState", "Handshake", "WSStream")
 
 Headers = list[tuple[bytes, bytes]]
 
-_EXTENDED_CONNECT = frozenset({"2", "3"})
+_EXTENDED_CONNECT: Final = frozenset({"2", "3"})
 #: Close codes an application may send: the ones a peer accepts on the wire (RFC 6455
 #: §7.4; 1004-1006 and 1015 are reserved or local-only, 1014 is unknown to many peers).
-_SENDABLE_CLOSE_CODES = frozenset({*range(1000, 1004), *range(1007, 1014), *range(3000, 5000)})
+_SENDABLE_CLOSE_CODES: Final = frozenset(
+    {*range(1000, 1004), *range(1007, 1014), *range(3000, 5000)}
+)
 #: Slice size for feeding compressed frames to wsproto (bounds the inflated data per step).
-_DEFLATE_STEP = 4096
+_DEFLATE_STEP: Final = 4096
 
-_NORMAL_CLOSURE = 1000
-_ABNORMAL_CLOSURE = 1006
-_MESSAGE_TOO_BIG = 1009
-_INTERNAL_ERROR = 1011
+_NORMAL_CLOSURE: Final = 1000
+_ABNORMAL_CLOSURE: Final = 1006
+_MESSAGE_TOO_BIG: Final = 1009
+_INTERNAL_ERROR: Final = 1011
 
 
 class ASGIWebsocketState(Enum):
@@ -132,14 +138,14 @@ class ASGIWebsocketState(Enum):
         return self.value
 
 
-_HANDSHAKE = ASGIWebsocketState.HANDSHAKE
-_CONNECTED = ASGIWebsocketState.CONNECTED
-_RESPONSE = ASGIWebsocketState.RESPONSE
-_CLOSED = ASGIWebsocketState.CLOSED
-_HTTPCLOSED = ASGIWebsocketState.HTTPCLOSED
+_HANDSHAKE: Final = ASGIWebsocketState.HANDSHAKE
+_CONNECTED: Final = ASGIWebsocketState.CONNECTED
+_RESPONSE: Final = ASGIWebsocketState.RESPONSE
+_CLOSED: Final = ASGIWebsocketState.CLOSED
+_HTTPCLOSED: Final = ASGIWebsocketState.HTTPCLOSED
 
 #: The states in which each message type is allowed; every other pairing is an error.
-_ALLOWED: dict[str, frozenset[ASGIWebsocketState]] = {
+_ALLOWED: Final[dict[str, frozenset[ASGIWebsocketState]]] = {
     "websocket.accept": frozenset({_HANDSHAKE}),
     "websocket.send": frozenset({_CONNECTED}),
     "websocket.close": frozenset({_HANDSHAKE, _CONNECTED}),
@@ -160,6 +166,7 @@ class WSStream(ASGIStream[ASGIWebsocketState, WebsocketScope]):
     __slots__ = (
         "_byte_parts",
         "_deflate",
+        "_frames",
         "_handshake",
         "_message_size",
         "_next_ping",
@@ -177,6 +184,7 @@ class WSStream(ASGIStream[ASGIWebsocketState, WebsocketScope]):
         self._handshake: Handshake | None = None
         self._ws: Connection | None = None
         self._deflate = False
+        self._frames = FrameSplitter()
         self._text_parts: list[str] = []
         self._byte_parts: list[bytes] = []
         self._message_size = 0
@@ -236,12 +244,28 @@ class WSStream(ASGIStream[ASGIWebsocketState, WebsocketScope]):
                 self._too_early()
             return  # A denial response is under way: the bytes mean nothing.
         if not self._deflate:
-            ws.receive_data(data)
-            self._drain_frames(ws)
+            self._split_frames(ws, data)
             return
         for start in range(0, len(data), _DEFLATE_STEP):
             ws.receive_data(data[start : start + _DEFLATE_STEP])
             if not self._drain_frames(ws):
+                return
+
+    def _split_frames(self, ws: Connection, data: bytes) -> None:
+        """Without permessage-deflate: simple frames are read here, the rest by wsproto
+        (:mod:`hypercorn.protocol.ws_frames` says why that changes nothing)."""
+        max_size = self._context.config.websocket_max_message_size
+        for piece in self._frames.split(data):
+            if isinstance(piece, Unparsed):
+                ws.receive_data(piece.data)
+                self._drain_frames(ws)
+            elif len(piece) > max_size:  # A simple frame is a whole message on its own.
+                self._too_big()
+            elif isinstance(piece, str):
+                self._put({"type": "websocket.receive", "bytes": None, "text": piece})
+            else:
+                self._put({"type": "websocket.receive", "bytes": piece, "text": None})
+            if self._ended:
                 return
 
     def _drain_frames(self, ws: Connection) -> bool:
@@ -259,11 +283,14 @@ class WSStream(ASGIStream[ASGIWebsocketState, WebsocketScope]):
                 return False
         return True
 
+    def _too_big(self) -> None:
+        close = CloseConnection(code=_MESSAGE_TOO_BIG, reason="message too big")
+        self._finish(_MESSAGE_TOO_BIG, close)
+
     def _message_part(self, event: Message[Any]) -> None:
         self._message_size += len(event.data)
         if self._message_size > self._context.config.websocket_max_message_size:
-            close = CloseConnection(code=_MESSAGE_TOO_BIG, reason="message too big")
-            self._finish(_MESSAGE_TOO_BIG, close)
+            self._too_big()
             return
         message: ASGIReceiveEvent
         if isinstance(event, TextMessage):
@@ -364,16 +391,26 @@ class WSStream(ASGIStream[ASGIWebsocketState, WebsocketScope]):
         text = message.get("text")
         if (data is None) == (text is None):
             raise ValueError("websocket.send needs exactly one of 'bytes' and 'text'")
-        event: WSEvent
+        payload: str | bytes
         if text is not None:
             if not isinstance(text, str):
                 raise TypeError(f"websocket.send 'text' must be a str, not {type(text).__name__}")
-            event = TextMessage(data=text)
+            payload = text
         else:
             if not isinstance(data, bytes | bytearray | memoryview):
                 raise TypeError(f"websocket.send 'bytes' must be bytes, not {type(data).__name__}")
-            event = BytesMessage(data=bytes(data))
-        self._send_frame(event)
+            payload = bytes(data)
+        if self._deflate:
+            event: WSEvent
+            if isinstance(payload, str):
+                event = TextMessage(data=payload)
+            else:
+                event = BytesMessage(data=payload)
+            self._send_frame(event)
+        else:
+            # wsproto keeps no state for a whole message sent without an extension (it
+            # opens no fragmented message), so writing the frame here is the same.
+            self._owner.stream_send(Data(stream_id=self.stream_id, data=server_frame(payload)))
 
     def _app_close(self, message: Any) -> None:
         code = message.get("code")
