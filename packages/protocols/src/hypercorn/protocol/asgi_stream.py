@@ -49,7 +49,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from enum import Enum
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypedDict, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypedDict, TypeVar, cast
 
 from hypercorn.protocol.events import (
     EndData,
@@ -88,11 +88,11 @@ __all__ = ("HTTP1_VERSIONS", "ASGIStream")
 Headers = list[tuple[bytes, bytes]]
 
 #: The ``http_version`` values of HTTP/1.x requests.
-HTTP1_VERSIONS = frozenset({"1.0", "1.1"})
+HTTP1_VERSIONS: Final = frozenset({"1.0", "1.1"})
 
-_ERROR_HEADERS_H1: Headers = [(b"content-length", b"0"), (b"connection", b"close")]
-_ERROR_HEADERS: Headers = [(b"content-length", b"0")]
-_NOWHERE: frozenset[Enum] = frozenset()
+_ERROR_HEADERS_H1: Final[Headers] = [(b"content-length", b"0"), (b"connection", b"close")]
+_ERROR_HEADERS: Final[Headers] = [(b"content-length", b"0")]
+_NOWHERE: Final[frozenset[Enum]] = frozenset()
 
 StateT = TypeVar("StateT", bound=Enum)
 ScopeT = TypeVar("ScopeT", HTTPScope, WebsocketScope)

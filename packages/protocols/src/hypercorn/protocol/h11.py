@@ -79,7 +79,7 @@ connection.
 from __future__ import annotations
 
 from enum import Enum
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, Final, final
 
 from hypercorn.protocol.events import (
     Body,
@@ -110,10 +110,10 @@ __all__ = ("H2_PREFACE", "STREAM_ID", "H11Connection")
 Headers = list[tuple[bytes, bytes]]
 
 #: The start of the HTTP/2 connection preface (RFC 9113 §3.4) that marks prior knowledge.
-H2_PREFACE = b"PRI * HTTP/2.0\r\n"
+H2_PREFACE: Final = b"PRI * HTTP/2.0\r\n"
 
-_CLOSE_HEADER = (b"connection", b"close")
-_H2C_HEADERS: Headers = [(b"connection", b"Upgrade"), (b"upgrade", b"h2c")]
+_CLOSE_HEADER: Final = (b"connection", b"close")
+_H2C_HEADERS: Final[Headers] = [(b"connection", b"Upgrade"), (b"upgrade", b"h2c")]
 
 
 class _Mode(Enum):
@@ -137,10 +137,10 @@ class _Upgrade(Enum):
     WEBSOCKET = "WEBSOCKET"
 
 
-_HTTP = _Mode.HTTP
-_RAW = _Mode.RAW
-_SWITCHED = _Mode.SWITCHED
-_CLOSED = _Mode.CLOSED
+_HTTP: Final = _Mode.HTTP
+_RAW: Final = _Mode.RAW
+_SWITCHED: Final = _Mode.SWITCHED
+_CLOSED: Final = _Mode.CLOSED
 
 
 @final

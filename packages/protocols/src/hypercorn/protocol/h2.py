@@ -70,7 +70,7 @@ Nothing the peer sends makes :meth:`H2Connection.receive_data` raise.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, Final, final
 
 import h2.config
 import h2.connection
@@ -125,11 +125,11 @@ __all__ = ("BUFFER_HIGH_WATER", "BUFFER_LOW_WATER", "H2Connection")
 Headers = list[tuple[bytes, bytes]]
 
 #: Headers of an ``Upgrade: h2c`` request that were about the upgrade itself.
-_UPGRADE_ONLY = CONNECTION_SPECIFIC | {b"http2-settings"}
+_UPGRADE_ONLY: Final = CONNECTION_SPECIFIC | {b"http2-settings"}
 #: Output produced while reading (auto-replies) above which the driver should stop reading.
-_OUTPUT_HIGH_WATER = 65536
-_MIN_FRAME_SIZE = 2**14
-_MAX_FRAME_SIZE = 2**24 - 1
+_OUTPUT_HIGH_WATER: Final = 65536
+_MIN_FRAME_SIZE: Final = 2**14
+_MAX_FRAME_SIZE: Final = 2**24 - 1
 
 
 @final

@@ -46,7 +46,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections import deque
-from typing import TYPE_CHECKING, Protocol, final
+from typing import TYPE_CHECKING, Final, Protocol, final
 
 from hpack import NeverIndexedHeaderTuple
 from priority.priority import DeadlockError, PriorityError, PriorityTree
@@ -73,29 +73,29 @@ __all__ = (
 )
 
 #: Buffered response bytes of one stream above which ``can_send`` is false.
-BUFFER_HIGH_WATER = 32768
+BUFFER_HIGH_WATER: Final = 32768
 #: Buffered response bytes below which a blocked stream gets ``SendReady``.
-BUFFER_LOW_WATER = 16384
+BUFFER_LOW_WATER: Final = 16384
 
 #: Queue item kinds (a data chunk is a ``memoryview``; the others are ``(kind, headers)``).
-INFO = 0  # a 1xx head
-HEAD = 1  # the final response head
-TRAILERS = 2  # trailers (they end the stream)
-END = 3  # the end of the stream
+INFO: Final = 0  # a 1xx head
+HEAD: Final = 1  # the final response head
+TRAILERS: Final = 2  # trailers (they end the stream)
+END: Final = 3  # the end of the stream
 
 Headers = list[tuple[bytes, bytes]]
 Control = tuple[int, Headers]
 
 #: Headers that are meaningful for one HTTP/1.1 connection only (RFC 9113 §8.2.2).
-CONNECTION_SPECIFIC = frozenset(
+CONNECTION_SPECIFIC: Final = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
 )
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
-_BAD_VALUE = re.compile(rb"[\x00\r\n]")
+_TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
+_BAD_VALUE: Final = re.compile(rb"[\x00\r\n]")
 #: Header names whose values HPACK must never index (credentials open to guessing).
-_NEVER_INDEXED = frozenset({b"authorization", b"proxy-authorization"})
+_NEVER_INDEXED: Final = frozenset({b"authorization", b"proxy-authorization"})
 #: A ``cookie`` value shorter than this is never indexed either (it is easy to guess).
-_SHORT_COOKIE = 20
+_SHORT_COOKIE: Final = 20
 
 
 def copy_headers(

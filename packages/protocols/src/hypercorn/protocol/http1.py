@@ -65,7 +65,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Protocol, cast, final
+from typing import TYPE_CHECKING, Any, Final, Protocol, cast, final
 
 import h11
 
@@ -99,7 +99,7 @@ __all__ = (
 )
 
 #: HTTP/1.x carries one exchange at a time; every stream event uses this id.
-STREAM_ID = 1
+STREAM_ID: Final = 1
 
 
 class Wait(Enum):
@@ -114,8 +114,8 @@ class Wait(Enum):
         return self.value
 
 
-NEED_DATA = Wait.NEED_DATA
-PAUSED = Wait.PAUSED
+NEED_DATA: Final = Wait.NEED_DATA
+PAUSED: Final = Wait.PAUSED
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +175,7 @@ class HTTP1Codec(Protocol):
 CodecFactory = Callable[["Config", "ConnectionState"], HTTP1Codec]
 
 #: The values of ``Config.http1_parser``.
-_PARSERS = ("auto", "h11", "httptools")
+_PARSERS: Final = ("auto", "h11", "httptools")
 
 
 def select_codec(config: Config) -> CodecFactory:
@@ -217,8 +217,8 @@ def _httptools_codec() -> CodecFactory | None:
     return HttptoolsCodec
 
 
-_SUPPORTED_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
-_REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
+_SUPPORTED_VERSIONS: Final = {b"1.1": "1.1", b"1.0": "1.0"}
+_REASONS: Final = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
 
 
 @final

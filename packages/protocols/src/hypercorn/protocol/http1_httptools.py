@@ -50,7 +50,7 @@ from __future__ import annotations
 import re
 from enum import Enum
 from http import HTTPStatus
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, Final, final
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
@@ -82,20 +82,20 @@ __all__ = ("HttptoolsCodec",)
 Headers = list[tuple[bytes, bytes]]
 
 # The grammar, as h11 applies it (RFC 9110 §5.1, §5.5; RFC 9112 §3, §5, §7.1).
-_TOKEN = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
-_FIELD_VALUE = rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?"
-_NAME = re.compile(_TOKEN)
-_VALUE = re.compile(_FIELD_VALUE)
-_FIELD_LINE = re.compile(rb"(" + _TOKEN + rb"):[ \t]*(" + _FIELD_VALUE + rb")[ \t]*")
-_REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9]\.[0-9])")
-_CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;.*)?[ \t]*\r\n")
-_EMPTY_LINE = re.compile(rb"\n\r?\n")
-_DIGITS = re.compile(rb"[0-9]+")
-_MAX_LENGTH_DIGITS = 20
+_TOKEN: Final = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
+_FIELD_VALUE: Final = rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?"
+_NAME: Final = re.compile(_TOKEN)
+_VALUE: Final = re.compile(_FIELD_VALUE)
+_FIELD_LINE: Final = re.compile(rb"(" + _TOKEN + rb"):[ \t]*(" + _FIELD_VALUE + rb")[ \t]*")
+_REQUEST_LINE: Final = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9]\.[0-9])")
+_CHUNK_SIZE_LINE: Final = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;.*)?[ \t]*\r\n")
+_EMPTY_LINE: Final = re.compile(rb"\n\r?\n")
+_DIGITS: Final = re.compile(rb"[0-9]+")
+_MAX_LENGTH_DIGITS: Final = 20
 
-_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
-_REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
-_METHODS = {
+_VERSIONS: Final = {b"1.1": "1.1", b"1.0": "1.0"}
+_REASONS: Final = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
+_METHODS: Final = {
     name.encode(): name
     for name in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT")
 }
@@ -131,14 +131,14 @@ class _Framing(Enum):
     CLOSE = "CLOSE"  # close-delimited
 
 
-_HEAD = _Read.HEAD
-_LENGTH = _Read.LENGTH
-_CHUNK_SIZE = _Read.CHUNK_SIZE
-_CHUNK_DATA = _Read.CHUNK_DATA
-_CHUNK_END = _Read.CHUNK_END
-_TRAILERS = _Read.TRAILERS
-_COMPLETE = _Read.COMPLETE
-_FAILED = _Read.FAILED
+_HEAD: Final = _Read.HEAD
+_LENGTH: Final = _Read.LENGTH
+_CHUNK_SIZE: Final = _Read.CHUNK_SIZE
+_CHUNK_DATA: Final = _Read.CHUNK_DATA
+_CHUNK_END: Final = _Read.CHUNK_END
+_TRAILERS: Final = _Read.TRAILERS
+_COMPLETE: Final = _Read.COMPLETE
+_FAILED: Final = _Read.FAILED
 
 
 class _Fields:
@@ -244,7 +244,9 @@ class _Fields:
             self.error = ParseError(status, reason)
 
 
-_SPECIAL = frozenset((b"host", b"content-length", b"transfer-encoding", b"connection", b"upgrade"))
+_SPECIAL: Final = frozenset(
+    (b"host", b"content-length", b"transfer-encoding", b"connection", b"upgrade")
+)
 
 
 def _tokens(value: bytes) -> list[bytes]:
@@ -763,11 +765,11 @@ class HttptoolsCodec:
 
 
 # Bits of what _checked found among the headers.
-_CL = 1  # a content-length
-_TE = 2  # a transfer-encoding
-_CLOSE = 4  # "close" in a connection header
-_HOST = 8
-_FRAMING_NAMES = frozenset((b"content-length", b"transfer-encoding"))
+_CL: Final = 1  # a content-length
+_TE: Final = 2  # a transfer-encoding
+_CLOSE: Final = 4  # "close" in a connection header
+_HOST: Final = 8
+_FRAMING_NAMES: Final = frozenset((b"content-length", b"transfer-encoding"))
 
 #: (raw name, lower-cased name, value)
 _Item = tuple[bytes, bytes, bytes]
@@ -790,6 +792,15 @@ def _checked(headers: Headers) -> tuple[list[_Item], int, bytes | None]:
             items.append((field[0], lowered, field[1]))
             continue
         name, value = field
+        if name == b"content-length" and value.isdigit() and len(value) <= _MAX_LENGTH_DIGITS:
+            # The usual framing header, as the stream writes it: valid as it stands.
+            if length is None:
+                length = value
+                found |= _CL
+                items.append((name, name, value))
+            elif length != value:
+                raise ValueError(f"Cannot send this response: bad Content-Length {value!r}")
+            continue
         if _NAME.fullmatch(name) is None:
             raise ValueError(f"Cannot send this response: invalid header name {name!r}")
         if _VALUE.fullmatch(value) is None:
@@ -833,8 +844,8 @@ def _checked(headers: Headers) -> tuple[list[_Item], int, bytes | None]:
 #: Response fields already validated, to their lower-cased names: most responses repeat
 #: the same few (content-type, server, date for a second...). Bounded; fields that affect
 #: framing or keep-alive are never kept here.
-_SAFE_FIELDS: dict[tuple[bytes, bytes], bytes] = {}
-_SAFE_FIELDS_MAX = 512
+_SAFE_FIELDS: Final[dict[tuple[bytes, bytes], bytes]] = {}
+_SAFE_FIELDS_MAX: Final = 512
 
 
 def _with_close(items: list[_Item]) -> list[_Item]:

@@ -94,7 +94,7 @@ error response (400, 404, 500) was sent, it was aborted, or the peer went away. 
 from __future__ import annotations
 
 from enum import Enum
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, Any, Final, final
 
 from hypercorn.protocol.asgi_stream import HTTP1_VERSIONS, ASGIStream
 from hypercorn.protocol.events import (
@@ -127,11 +127,11 @@ __all__ = (
 Headers = list[tuple[bytes, bytes]]
 
 #: HTTP versions on which response trailers are offered (``http.response.trailers``).
-TRAILERS_VERSIONS = frozenset({"2", "3"})
+TRAILERS_VERSIONS: Final = frozenset({"2", "3"})
 #: HTTP versions on which server push is offered (``http.response.push``).
-PUSH_VERSIONS = frozenset({"2", "3"})
+PUSH_VERSIONS: Final = frozenset({"2", "3"})
 #: HTTP versions on which 103 Early Hints are offered (``http.response.early_hint``).
-EARLY_HINTS_VERSIONS = frozenset({"2", "3"})
+EARLY_HINTS_VERSIONS: Final = frozenset({"2", "3"})
 
 
 class ASGIHTTPState(Enum):
@@ -150,13 +150,13 @@ class ASGIHTTPState(Enum):
         return self.value
 
 
-_REQUEST = ASGIHTTPState.REQUEST
-_RESPONSE = ASGIHTTPState.RESPONSE
-_TRAILERS = ASGIHTTPState.TRAILERS
-_CLOSED = ASGIHTTPState.CLOSED
+_REQUEST: Final = ASGIHTTPState.REQUEST
+_RESPONSE: Final = ASGIHTTPState.RESPONSE
+_TRAILERS: Final = ASGIHTTPState.TRAILERS
+_CLOSED: Final = ASGIHTTPState.CLOSED
 
 #: The states in which each message type is allowed; every other pairing is an error.
-_ALLOWED: dict[str, frozenset[ASGIHTTPState]] = {
+_ALLOWED: Final[dict[str, frozenset[ASGIHTTPState]]] = {
     "http.response.start": frozenset({_REQUEST}),
     "http.response.body": frozenset({_RESPONSE}),
     "http.response.trailers": frozenset({_TRAILERS}),
