@@ -304,14 +304,18 @@ class AppRunner:
 
     async def run(self) -> None:
         worker = self.driver.worker
+        asgi = worker.asgi
         try:
-            await worker.app(
-                self.scope,
-                self.receive,
-                self.send,
-                worker.backend.run_in_thread,
-                worker.backend.run_from_thread,
-            )
+            if asgi is not None:
+                await asgi(self.scope, self.receive, self.send)
+            else:
+                await worker.app(
+                    self.scope,
+                    self.receive,
+                    self.send,
+                    worker.backend.run_in_thread,
+                    worker.backend.run_from_thread,
+                )
         except Exception:
             await worker.config.log.exception("Error in ASGI Framework")
         finally:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import sys
 import time
 import warnings
@@ -303,6 +304,12 @@ async def run_worker(
             load_quic(worker, None)  # aioquic, TLS and the QUIC certificate load, or fail now
         runtime.spawn(lifespan.run)
         await lifespan.startup()
+        # What start-up made (the application and its modules, the lifespan state) lives as
+        # long as the worker: move it out of the garbage collector's way, so the collections
+        # that the objects of each request set off do not walk it again and again (about
+        # 8 % of the CPU of a small HTTP/1.1 request). Cycles made later are collected.
+        gc.collect()
+        gc.freeze()
 
         binds: list[str] = []
         roles = [(sock, ssl_context) for sock in sockets.secure_sockets]

@@ -6,6 +6,7 @@ import random
 import time
 from typing import TYPE_CHECKING, final
 
+from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.logging import Logger
 from hypercorn.protocol import ProtocolContext, http_date
 
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     from hypercorn.driver.backend import Backend
     from hypercorn.driver.connection import ConnectionDriver
     from hypercorn.protocol.events import StreamEnded
-    from hypercorn.typing import AppWrapper, LifespanState
+    from hypercorn.typing import AppWrapper, ASGIFramework, LifespanState
 
 __all__ = ("WorkerState",)
 
@@ -30,6 +31,7 @@ class WorkerState:
 
     __slots__ = (
         "app",
+        "asgi",
         "backend",
         "config",
         "connections",
@@ -50,6 +52,9 @@ class WorkerState:
         lifespan_state: LifespanState | None = None,
     ) -> None:
         self.app = app
+        #: The ASGI application itself when ``app`` only wraps one (ASGIWrapper): the
+        #: driver then calls it directly, one coroutine less per request.
+        self.asgi: ASGIFramework | None = app.app if type(app) is ASGIWrapper else None
         self.config = config
         self.backend = backend
         self.context = ProtocolContext(config, lifespan_state=lifespan_state, now=backend.time())
