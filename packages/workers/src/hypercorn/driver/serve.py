@@ -340,6 +340,9 @@ async def run_worker(
         if shutdown_trigger is not None:
             runtime.spawn(_set_when_done, stop, shutdown_trigger)
         await stop.wait()
+    except BaseException:
+        gc.unfreeze()  # (a failure after start-up: no graceful shutdown to wait for)
+        raise
     finally:
         for listener in listeners:
             listener.close()
