@@ -1003,20 +1003,21 @@ def test_push_is_dropped_when_the_client_disables_it() -> None:
 # ---------------------------------------------------------------------------------------
 
 
+#: An extended CONNECT that opens a WebSocket (RFC 8441).
+WEBSOCKET_CONNECT = [
+    (b":method", b"CONNECT"),
+    (b":protocol", b"websocket"),
+    (b":scheme", b"http"),
+    (b":authority", b"example.com"),
+    (b":path", b"/chat"),
+    (b"sec-websocket-version", b"13"),
+]
+
+
 def test_extended_connect_websocket() -> None:
     pair = Pair(Config.from_mapping(websocket_ping_interval=5.0))
     pair.exchange()
-    pair.client.send_headers(
-        1,
-        [
-            (b":method", b"CONNECT"),
-            (b":protocol", b"websocket"),
-            (b":scheme", b"http"),
-            (b":authority", b"example.com"),
-            (b":path", b"/chat"),
-            (b"sec-websocket-version", b"13"),
-        ],
-    )
+    pair.client.send_headers(1, WEBSOCKET_CONNECT)
     pair.exchange()
     scope = pair.spawned()[1]
     assert scope["type"] == "websocket"
@@ -1062,17 +1063,7 @@ def test_only_websocket_streams_have_deadlines() -> None:
         pair.request(stream_id, method=b"POST", end=False)
     pair.exchange()
     assert pair.server.next_deadline() is None  # HTTP streams never have timers
-    pair.client.send_headers(
-        5,
-        [
-            (b":method", b"CONNECT"),
-            (b":protocol", b"websocket"),
-            (b":scheme", b"http"),
-            (b":authority", b"example.com"),
-            (b":path", b"/chat"),
-            (b"sec-websocket-version", b"13"),
-        ],
-    )
+    pair.client.send_headers(5, WEBSOCKET_CONNECT)
     pair.exchange()
     pair.server.app_send(5, {"type": "websocket.accept"})
     pair.exchange()
