@@ -118,6 +118,7 @@ class ASGIStream(Generic[StateT, ScopeT]):
         "_head_sent",
         "_inbox",
         "_owner",
+        "_queue_size",
         "_receiving",
         "_response_headers",
         "_scheme",
@@ -149,6 +150,7 @@ class ASGIStream(Generic[StateT, ScopeT]):
         server: tuple[str, int] | None,
     ) -> None:
         self._context = context
+        self._queue_size = context.config.max_app_queue_size
         self._owner = owner
         #: The stream's id (1 for HTTP/1.1; the HTTP/2 or HTTP/3 stream id otherwise).
         self.stream_id = stream_id
@@ -185,7 +187,7 @@ class ASGIStream(Generic[StateT, ScopeT]):
         """True while the inbox has room, or while incoming data would be discarded."""
         if not self._receiving:
             return True
-        return len(self._inbox) < self._context.config.max_app_queue_size
+        return len(self._inbox) < self._queue_size
 
     @property
     def scope(self) -> ScopeT | None:

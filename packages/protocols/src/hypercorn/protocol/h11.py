@@ -156,12 +156,14 @@ class H11Connection:
     __slots__ = (
         "_client",
         "_codec",
-        "_config",
         "_context",
         "_events",
         "_h2c_request",
         "_h2c_settings",
         "_idle_since",
+        "_keep_alive_timeout",
+        "_max_incomplete",
+        "_max_requests",
         "_mode",
         "_notify_stream",
         "_out",
@@ -190,7 +192,11 @@ class H11Connection:
         codec_factory: CodecFactory | None = None,
     ) -> None:
         self._context = context
-        self._config = context.config
+        config = context.config
+        # Read per request: kept here rather than looked up on the Config each time.
+        self._keep_alive_timeout = config.keep_alive_timeout
+        self._max_requests = config.keep_alive_max_requests
+        self._max_incomplete = config.h11_max_incomplete_size
         self._ssl = ssl
         self._client = client
         self._server = server
@@ -234,7 +240,7 @@ class H11Connection:
         stream = self._stream
         if mode is _HTTP:
             if self._request_done:
-                return self._waiting_bytes >= self._config.h11_max_incomplete_size
+                return self._waiting_bytes >= self._max_incomplete
             return stream is not None and not stream.closed and not stream.wants_data
         if mode is _RAW:
             return stream is not None and not stream.wants_data
@@ -346,7 +352,7 @@ class H11Connection:
         mode = self._mode
         deadline: float | None = None
         if mode is _HTTP and self._idle_since is not None:
-            deadline = self._idle_since + self._config.keep_alive_timeout
+            deadline = self._idle_since + self._keep_alive_timeout
         stream = self._stream
         if stream is not None and (mode is _HTTP or mode is _RAW):
             stream_deadline = stream.next_deadline()
@@ -363,7 +369,7 @@ class H11Connection:
         if (
             self._mode is _HTTP
             and self._idle_since is not None
-            and self._context.now >= self._idle_since + self._config.keep_alive_timeout
+            and self._context.now >= self._idle_since + self._keep_alive_timeout
         ):
             self._close()
         self._progress()
@@ -406,7 +412,7 @@ class H11Connection:
                 return
             headers = event.headers + self._context.default_headers("h11")
             if (
-                self._shutting_down or self._requests >= self._config.keep_alive_max_requests
+                self._shutting_down or self._requests >= self._max_requests
             ) and _CLOSE_HEADER not in headers:
                 headers.append(_CLOSE_HEADER)
             self._frame(Response(STREAM_ID, headers, event.status_code))
