@@ -82,10 +82,8 @@ __all__ = ("HttptoolsCodec",)
 Headers = list[tuple[bytes, bytes]]
 
 # The grammar, as h11 applies it (RFC 9110 §5.1, §5.5; RFC 9112 §3, §5, §7.1).
-_TOKEN: Final = TOKEN
-_FIELD_VALUE: Final = FIELD_VALUE
-_FIELD_LINE: Final = re.compile(rb"(" + _TOKEN + rb"):[ \t]*(" + _FIELD_VALUE + rb")[ \t]*")
-_REQUEST_LINE: Final = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9]\.[0-9])")
+_FIELD_LINE: Final = re.compile(rb"(" + TOKEN + rb"):[ \t]*(" + FIELD_VALUE + rb")[ \t]*")
+_REQUEST_LINE: Final = re.compile(rb"(" + TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9]\.[0-9])")
 _CHUNK_SIZE_LINE: Final = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;.*)?[ \t]*\r\n")
 _EMPTY_LINE: Final = re.compile(rb"\n\r?\n")
 
@@ -163,7 +161,7 @@ class _Fields:
         # add(), inlined for the common field (this runs for every field of every request).
         value = value.strip(b" \t")
         lowered = name.lower()
-        if lowered in _SPECIAL:
+        if lowered in SPECIAL:
             self._special(name, lowered, value)
         else:
             self.items.append((name if self.raw else lowered, value))
@@ -174,13 +172,13 @@ class _Fields:
     def add(self, name: bytes, value: bytes) -> None:
         """One field (its value without surrounding whitespace)."""
         lowered = name.lower()
-        if lowered in _SPECIAL:
+        if lowered in SPECIAL:
             self._special(name, lowered, value)
         else:
             self.items.append((name if self.raw else lowered, value))
 
     def _special(self, name: bytes, lowered: bytes, value: bytes) -> None:
-        """A field that matters to HTTP itself (see _SPECIAL)."""
+        """A field that matters to HTTP itself (see http1_writer.SPECIAL)."""
         if lowered == b"host":
             self.hosts += 1
         elif lowered == b"content-length":
@@ -220,9 +218,6 @@ class _Fields:
     def _fail(self, status: int, reason: str) -> None:
         if self.error is None:
             self.error = ParseError(status, reason)
-
-
-_SPECIAL: Final = SPECIAL
 
 
 def _lines(block: bytes) -> list[bytes]:
