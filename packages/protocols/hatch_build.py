@@ -64,7 +64,15 @@ class MypycBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             "--ignore-missing-imports",
             *modules,
         ]
-        result = subprocess.run(command, cwd=work, capture_output=True, text=True, check=False)
+        env = dict(os.environ)
+        sibling = Path(self.root).parent / "protocols" / "src"
+        if sibling.is_dir() and sibling.resolve() != src.resolve():
+            # hypercorn-workers: check against the protocols of this tree, not against an
+            # older hypercorn-protocols the build may find installed.
+            env["MYPYPATH"] = str(sibling)
+        result = subprocess.run(
+            command, cwd=work, env=env, capture_output=True, text=True, check=False
+        )
         if result.returncode:
             raise RuntimeError(f"mypyc failed:\n{result.stdout}\n{result.stderr}")
         built = sorted(
