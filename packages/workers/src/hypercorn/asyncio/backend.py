@@ -25,13 +25,11 @@ class AsyncioBackend:
     handles. Create it inside the running loop (or pass the loop).
     """
 
-    __slots__ = ("_loop",)
+    __slots__ = ("_loop", "time")
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._loop = asyncio.get_running_loop() if loop is None else loop
-
-    def time(self) -> float:
-        return self._loop.time()
+        self.time: Callable[[], float] = self._loop.time
 
     def flag(self) -> Flag:
         return asyncio.Event()

@@ -40,8 +40,10 @@ class Timer(Protocol):
 class Backend(Protocol):
     """What the driver core needs from an event loop."""
 
-    def time(self) -> float:
-        """The loop's monotonic clock, in seconds."""
+    @property
+    def time(self) -> Callable[[], float]:
+        """The loop's monotonic clock, in seconds: a method, or an attribute holding the
+        loop's own clock function (the driver reads the time several times a request)."""
 
     def flag(self) -> Flag:
         """A new, unset :class:`Flag`."""

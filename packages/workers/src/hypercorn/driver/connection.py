@@ -41,8 +41,11 @@ class ConnectionDriver:
     """Moves bytes and events between one transport and its protocol connection."""
 
     __slots__ = (
+        "_data_to_send",
         "_datagrams",
         "_deadline",
+        "_events",
+        "_next_deadline",
         "_on_closed",
         "_reading_paused",
         "_sendto",
@@ -103,6 +106,13 @@ class ConnectionDriver:
         self._reading_paused = False
         #: True once the transport was closed (by us or the peer); nothing is written after.
         self.transport_closed = False
+        # The protocol's methods the pump calls each time, looked up once. (The protocol
+        # package is compiled apart from this one, so each call would look them up.)
+        self._data_to_send: Callable[[], bytes] | None = (
+            None if self._stream is None else self._stream.data_to_send
+        )
+        self._events = self.connection.events
+        self._next_deadline = self.connection.next_deadline
         worker.connections.add(self)
         if worker.terminating:
             self.connection.shutdown()
@@ -150,41 +160,40 @@ class ConnectionDriver:
     # -----------------------------------------------------------------------------------
 
     def pump(self) -> None:
-        """Write the protocol's output and act on its events, until both are empty."""
+        """Write the protocol's output and act on its events.
+
+        One pass is enough: acting on an event never calls into the protocol (it sets a
+        flag or starts a task, which runs later), so it cannot produce more output.
+        """
         if self.transport_closed:
             return
         connection = self.connection
         transport = self.transport
-        stream = self._stream
-        while True:
-            if stream is not None:
-                data = stream.data_to_send()
-                if data:
-                    transport.write(data)
+        if self._data_to_send is not None:
+            data = self._data_to_send()
+            if data:
+                transport.write(data)
+        else:
+            assert self._datagrams is not None
+            assert self._sendto is not None
+            for datagram, address in self._datagrams.datagrams_to_send():
+                self._sendto(datagram, address)
+        for event in self._events():
+            kind = type(event)
+            if kind is ReceiveReady:
+                runner = self.apps.get(event.stream_id)
+                if runner is not None and runner.receive_flag is not None:
+                    runner.receive_flag.set()
+            elif kind is SendReady:
+                runner = self.apps.get(event.stream_id)
+                if runner is not None and runner.send_flag is not None:
+                    runner.send_flag.set()
+            elif kind is SpawnApp:
+                assert isinstance(event, SpawnApp)
+                self._start_app(event)
             else:
-                assert self._datagrams is not None
-                assert self._sendto is not None
-                for datagram, address in self._datagrams.datagrams_to_send():
-                    self._sendto(datagram, address)
-            events = connection.events()
-            if not events:
-                break
-            for event in events:
-                kind = type(event)
-                if kind is ReceiveReady:
-                    runner = self.apps.get(event.stream_id)
-                    if runner is not None and runner.receive_flag is not None:
-                        runner.receive_flag.set()
-                elif kind is SendReady:
-                    runner = self.apps.get(event.stream_id)
-                    if runner is not None and runner.send_flag is not None:
-                        runner.send_flag.set()
-                elif kind is SpawnApp:
-                    assert isinstance(event, SpawnApp)
-                    self._start_app(event)
-                else:
-                    assert isinstance(event, StreamEnded)
-                    self._stream_ended(event)
+                assert isinstance(event, StreamEnded)
+                self._stream_ended(event)
         if connection.closed:
             self.transport_closed = True
             self._stop_timer()
@@ -200,7 +209,7 @@ class ConnectionDriver:
                 transport.pause_reading()
             else:
                 transport.resume_reading()
-        deadline = connection.next_deadline()
+        deadline = self._next_deadline()
         if deadline is not None and (self._deadline is None or deadline < self._deadline):
             # Armed lazily: a timer that would fire too early (the deadline moved later or
             # went away) is left alone and re-armed when it fires, so a keep-alive
@@ -232,7 +241,10 @@ class ConnectionDriver:
     def _start_app(self, event: SpawnApp) -> None:
         runner = AppRunner(self, event.stream_id, event.scope)
         self.apps[event.stream_id] = runner
-        self.worker.mark_request()
+        worker = self.worker
+        worker.requests += 1  # HTTP/1.1 request, HTTP/2 or HTTP/3 stream, WebSocket
+        if worker.max_requests is not None and worker.requests >= worker.max_requests:
+            worker.max_requests_reached.set()
         self._spawn(runner.run)
 
     def _stream_ended(self, event: StreamEnded) -> None:
@@ -290,7 +302,8 @@ class AppRunner:
         # when they start and the transport takes the response at once).
         self.receive_flag: Flag | None = None
         self.send_flag: Flag | None = None
-        self.started = backend.time()
+        # (Only the access log needs it.)
+        self.started = backend.time() if driver.worker.logs_access else 0.0
         self.finished = False
         #: The stream's end, when it came before the application returned.
         self.ended: StreamEnded | None = None

@@ -62,12 +62,14 @@ class WorkerState:
         #: False when :meth:`log_access` would do nothing (the plain Logger with the access
         #: log off): the driver then skips it for every stream.
         self.logs_access = _logs_access(config.log)
+        self.context.stream_ends = self.logs_access
         #: The open connections (for graceful shutdown).
         self.connections: set[ConnectionDriver] = set()
         #: True once the worker stops taking new requests.
         self.terminating = False
         self.requests = 0
-        #: The request budget of this worker (``max_requests`` plus its jitter), or None.
+        #: The request budget of this worker (``max_requests`` plus its jitter), or None;
+        #: the driver counts ``requests`` and sets ``max_requests_reached``.
         self.max_requests: int | None = None
         if config.max_requests is not None:
             jitter = random.randint(0, max(config.max_requests_jitter, 0))
@@ -78,12 +80,6 @@ class WorkerState:
     def tick(self) -> None:
         """Refresh the ``date`` header from the wall clock (call about once a second)."""
         self.context.set_date(http_date(time.time()))
-
-    def mark_request(self) -> None:
-        """Count one request (HTTP/1.1 request, HTTP/2 stream, WebSocket)."""
-        self.requests += 1
-        if self.max_requests is not None and self.requests >= self.max_requests:
-            self.max_requests_reached.set()
 
     def shutdown(self) -> None:
         """Stop taking new requests: every connection begins its graceful shutdown."""
