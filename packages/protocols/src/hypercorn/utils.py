@@ -151,7 +151,7 @@ def build_and_validate_headers(
 
 
 def _to_bytes(part: object, what: str) -> bytes:
-    if isinstance(part, bytes | bytearray | memoryview):
+    if isinstance(part, (bytes, bytearray, memoryview)):
         return bytes(part)
     raise TypeError(f"Header {what}s must be bytes, not {type(part).__name__}: {part!r}")
 

@@ -47,9 +47,8 @@ connection-specific header, forbidden on HTTP/2 and HTTP/3).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
 from enum import Enum
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypedDict, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeVar, cast
 
 from hypercorn.protocol.events import (
     EndData,
@@ -66,21 +65,10 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from hypercorn.protocol.context import ProtocolContext, StreamOwner
-    from hypercorn.protocol.events import Request
+    from hypercorn.protocol.events import Event, Request
+    from hypercorn.protocol.h2 import H2Connection
+    from hypercorn.protocol.h11 import H11Connection
     from hypercorn.typing import ASGIReceiveEvent, ASGISendEvent, ResponseSummary
-
-
-class SharedScope(TypedDict):
-    """The scope fields that ``http`` and ``websocket`` scopes share."""
-
-    scheme: str
-    path: str
-    raw_path: bytes
-    query_string: bytes
-    root_path: str
-    headers: Iterable[tuple[bytes, bytes]]
-    client: tuple[str, int] | None
-    server: tuple[str, int | None] | None
 
 
 __all__ = ("HTTP1_VERSIONS", "ASGIStream")
@@ -92,7 +80,7 @@ HTTP1_VERSIONS: Final = frozenset({"1.0", "1.1"})
 
 _ERROR_HEADERS_H1: Final[Headers] = [(b"content-length", b"0"), (b"connection", b"close")]
 _ERROR_HEADERS: Final[Headers] = [(b"content-length", b"0")]
-_NOWHERE: Final[frozenset[Enum]] = frozenset()
+_NOWHERE: Final[tuple[Enum, ...]] = ()
 
 StateT = TypeVar("StateT", bound=Enum)
 ScopeT = TypeVar("ScopeT", HTTPScope, WebsocketScope)
@@ -134,7 +122,7 @@ class ASGIStream(Generic[StateT, ScopeT]):
     _SCHEME: ClassVar[str]
     _SECURE_SCHEME: ClassVar[str]
     #: The states in which each message type is allowed; every other pairing is an error.
-    _ALLOWED: ClassVar[Mapping[str, frozenset[Enum]]]
+    _ALLOWED: ClassVar[Mapping[str, tuple[Enum, ...]]]
 
     #: Where the application is in answering (the subclass's state machine).
     state: StateT
@@ -151,7 +139,9 @@ class ASGIStream(Generic[StateT, ScopeT]):
     ) -> None:
         self._context = context
         self._queue_size = context.config.max_app_queue_size
-        self._owner = owner
+        # (Typed with the two compiled connections first: compiled, the calls to them are
+        # then direct; any other StreamOwner is called as usual.)
+        self._owner: H11Connection | H2Connection | StreamOwner = owner
         #: The stream's id (1 for HTTP/1.1; the HTTP/2 or HTTP/3 stream id otherwise).
         self.stream_id = stream_id
         self._scheme = self._SECURE_SCHEME if ssl else self._SCHEME
@@ -171,6 +161,21 @@ class ASGIStream(Generic[StateT, ScopeT]):
 
     def _init_fields(self) -> None:
         """Set the subclass's own fields and its initial ``state`` (end of ``__init__``)."""
+        raise NotImplementedError
+
+    # The rest of the Stream protocol, which each subclass implements. (Declared here so
+    # that a connection holding an ASGIStream calls them directly when compiled.)
+
+    def handle(self, event: Event) -> None:
+        """Take an event from the wire (see the subclass)."""
+        raise NotImplementedError
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`handle_timer` should next run, or None."""
+        raise NotImplementedError
+
+    def handle_timer(self) -> None:
+        """Act on the deadline that :meth:`next_deadline` gave."""
         raise NotImplementedError
 
     # -----------------------------------------------------------------------------------
@@ -198,23 +203,23 @@ class ASGIStream(Generic[StateT, ScopeT]):
     # The request and the inbox
     # -----------------------------------------------------------------------------------
 
-    def _read_request(self, request: Request) -> tuple[str | None, SharedScope]:
-        """Take the (only) request: the decoded path (None if not UTF-8) and the shared
-        scope fields."""
+    def _read_request(self, request: Request, scope: dict[str, Any]) -> str | None:
+        """Take the (only) request: add the fields that ``http`` and ``websocket`` scopes
+        share to ``scope`` (the subclass's own fields), and return the decoded path (None
+        if not UTF-8). (Filled in place: one dict per scope, not two merged.)"""
         if self._scope is not None:
             raise RuntimeError(f"Stream {self.stream_id} was given a second Request")
         self._version = request.http_version
         path, raw_path, query_string = split_target(request.raw_path)
-        return path, {
-            "scheme": self._scheme,
-            "path": raw_path.decode("latin-1") if path is None else path,
-            "raw_path": raw_path,
-            "query_string": query_string,
-            "root_path": self._context.config.root_path,
-            "headers": request.headers,
-            "client": self._client,
-            "server": self._server,
-        }
+        scope["scheme"] = self._scheme
+        scope["path"] = raw_path.decode("latin-1") if path is None else path
+        scope["raw_path"] = raw_path
+        scope["query_string"] = query_string
+        scope["root_path"] = self._context.config.root_path
+        scope["headers"] = request.headers
+        scope["client"] = self._client
+        scope["server"] = self._server
+        return path
 
     def _spawn_app(self) -> None:
         """Ask the driver to start the application; its inbox opens."""
@@ -297,9 +302,11 @@ class ASGIStream(Generic[StateT, ScopeT]):
         return {"status": self._status, "headers": self._response_headers}
 
     def _end(self, response: ResponseSummary | None) -> None:
-        """Emit ``StreamEnded`` (once: later calls do nothing)."""
+        """Emit ``StreamEnded`` (once: later calls do nothing; none at all when the
+        context's ``stream_ends`` is false)."""
         if self._ended:
             return
         self._ended = True
-        assert self._scope is not None
-        self._owner.driver_event(StreamEnded(self.stream_id, self._scope, response))
+        if self._context.stream_ends:
+            assert self._scope is not None
+            self._owner.driver_event(StreamEnded(self.stream_id, self._scope, response))

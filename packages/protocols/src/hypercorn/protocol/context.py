@@ -44,7 +44,7 @@ def http_date(epoch_seconds: float) -> bytes:
 class ProtocolContext:
     """The configuration, lifespan state and time shared by the connections of a worker."""
 
-    __slots__ = ("_date", "_default_headers", "config", "lifespan_state", "now")
+    __slots__ = ("_date", "_default_headers", "config", "lifespan_state", "now", "stream_ends")
 
     def __init__(
         self,
@@ -60,6 +60,9 @@ class ProtocolContext:
         self.lifespan_state: LifespanState = {} if lifespan_state is None else lifespan_state
         #: The driver's monotonic time in seconds; deadlines are expressed in it.
         self.now = now
+        #: Whether streams emit ``StreamEnded`` (the driver sets it false when nothing
+        #: would log them: one object and one event fewer per request).
+        self.stream_ends = True
         self._date = date
         self._default_headers: dict[str, Headers] = {}
 

@@ -79,8 +79,9 @@ connection.
 from __future__ import annotations
 
 from enum import Enum
-from typing import TYPE_CHECKING, Final, final
+from typing import TYPE_CHECKING, Any, Final, final
 
+from hypercorn.protocol.asgi_stream import ASGIStream
 from hypercorn.protocol.events import (
     Body,
     Data,
@@ -100,9 +101,10 @@ from hypercorn.protocol.ws_stream import WSStream
 from hypercorn.typing import ConnectionState
 
 if TYPE_CHECKING:
-    from hypercorn.protocol.context import ProtocolContext, Stream
+    from hypercorn.protocol.context import ProtocolContext
     from hypercorn.protocol.events import DriverEvent, Event
-    from hypercorn.protocol.http1 import CodecFactory
+    from hypercorn.protocol.http1 import CodecFactory, H11Codec, HTTP1Codec
+    from hypercorn.protocol.http1_httptools import HttptoolsCodec
     from hypercorn.typing import ASGIReceiveEvent, ASGISendEvent
 
 __all__ = ("H2_PREFACE", "STREAM_ID", "H11Connection")
@@ -205,12 +207,16 @@ class H11Connection:
         state = ConnectionState(context.lifespan_state.copy())
         if codec_factory is None:
             codec_factory = select_codec(context.config)
-        self._codec = codec_factory(context.config, state)
+        # (Typed with our two codecs first: compiled, the calls to them are then direct;
+        # any other HTTP1Codec is called as usual.)
+        self._codec: HttptoolsCodec | H11Codec | HTTP1Codec = codec_factory(context.config, state)
         self._mode = _HTTP
         self._sniff: bytes | None = b""  # first bytes that may still be the HTTP/2 preface
         self._out: list[bytes] = []
         self._events: list[DriverEvent] = []
-        self._stream: Stream | None = None
+        # (Typed as the streams' base class, not the Stream protocol: compiled, its methods
+        # are then called directly.)
+        self._stream: ASGIStream[Any, Any] | None = None
         self._requests = 0
         self._request_done = False  # EndBody was handed on
         self._response_started = False  # a final response head was framed
@@ -398,7 +404,7 @@ class H11Connection:
             if isinstance(event, Data):
                 if event.data:
                     self._out.append(event.data)
-            elif isinstance(event, EndData | StreamClosed):
+            elif isinstance(event, (EndData, StreamClosed)):
                 self._close()
             return
         if mode is not _HTTP:
@@ -510,7 +516,9 @@ class H11Connection:
         event = self._codec.next_event()
         if event is NEED_DATA or event is PAUSED:
             return False
-        if isinstance(event, Body | Trailers):
+        # (isinstance with a tuple: compiled, ``Body | Trailers`` would build a union object
+        # on every call.)
+        if isinstance(event, (Body, Trailers)):
             if stream is not None:
                 stream.handle(event)
         elif isinstance(event, EndBody):
@@ -533,10 +541,27 @@ class H11Connection:
             self._h2c_request = request
             self._h2c_settings = settings
             return
-        stream_class = WSStream if upgrade is _Upgrade.WEBSOCKET else HTTPStream
-        stream = stream_class(
-            self._context, self, STREAM_ID, ssl=self._ssl, client=self._client, server=self._server
-        )
+        # (Each class named in its own call: compiled, a call through a variable holding
+        # the class is a generic call, several times slower.)
+        stream: ASGIStream[Any, Any]
+        if upgrade is _Upgrade.WEBSOCKET:
+            stream = WSStream(
+                self._context,
+                self,
+                STREAM_ID,
+                ssl=self._ssl,
+                client=self._client,
+                server=self._server,
+            )
+        else:
+            stream = HTTPStream(
+                self._context,
+                self,
+                STREAM_ID,
+                ssl=self._ssl,
+                client=self._client,
+                server=self._server,
+            )
         self._stream = stream
         stream.handle(request)
 

@@ -432,7 +432,7 @@ class H3Connection:
         """Act on every event aioquic has queued."""
         quic = self._quic
         while (event := quic.next_event()) is not None:
-            if isinstance(event, ConnectionIdIssued | ConnectionIdRetired):
+            if isinstance(event, (ConnectionIdIssued, ConnectionIdRetired)):
                 if self._on_connection_id is not None:
                     issued = isinstance(event, ConnectionIdIssued)
                     self._on_connection_id(self, event.connection_id, issued)

@@ -333,6 +333,10 @@ class HttptoolsCodec:
             return False
         self._read = _HEAD
         self._pending_end = False
+        if self._pos >= len(self._buf):
+            # All read: an idle keep-alive connection keeps no bytes.
+            self._buf = b""
+            self._pos = 0
         self._scan = self._pos
         return True
 

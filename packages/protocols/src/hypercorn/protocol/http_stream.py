@@ -94,7 +94,7 @@ error response (400, 404, 500) was sent, it was aborted, or the peer went away. 
 from __future__ import annotations
 
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Final, final
+from typing import TYPE_CHECKING, Any, Final, cast, final
 
 from hypercorn.protocol.asgi_stream import HTTP1_VERSIONS, ASGIStream
 from hypercorn.protocol.events import (
@@ -156,12 +156,14 @@ _TRAILERS: Final = ASGIHTTPState.TRAILERS
 _CLOSED: Final = ASGIHTTPState.CLOSED
 
 #: The states in which each message type is allowed; every other pairing is an error.
-_ALLOWED: Final[dict[str, frozenset[ASGIHTTPState]]] = {
-    "http.response.start": frozenset({_REQUEST}),
-    "http.response.body": frozenset({_RESPONSE}),
-    "http.response.trailers": frozenset({_TRAILERS}),
-    "http.response.push": frozenset({_REQUEST, _RESPONSE}),
-    "http.response.early_hint": frozenset({_REQUEST}),
+#: (Tuples: ``in`` compares by identity, where a set would call the Enum's Python-level
+#: ``__hash__``.)
+_ALLOWED: Final[dict[str, tuple[ASGIHTTPState, ...]]] = {
+    "http.response.start": (_REQUEST,),
+    "http.response.body": (_RESPONSE,),
+    "http.response.trailers": (_TRAILERS,),
+    "http.response.push": (_REQUEST, _RESPONSE),
+    "http.response.early_hint": (_REQUEST,),
 }
 
 
@@ -213,7 +215,6 @@ class HTTPStream(ASGIStream[ASGIHTTPState, HTTPScope]):
             self._handle_request(event)
 
     def _handle_request(self, request: Request) -> None:
-        path, shared = self._read_request(request)
         version = request.http_version
         self._method = request.method
         extensions: dict[str, dict[Any, Any]] = (
@@ -225,15 +226,16 @@ class HTTPStream(ASGIStream[ASGIHTTPState, HTTPScope]):
                 "http.response.early_hint": {},
             }
         )
-        self._scope = {
+        scope: dict[str, Any] = {
             "type": "http",
             "asgi": {"spec_version": "2.1", "version": "3.0"},
             "http_version": version,
             "method": request.method,
-            **shared,
             "state": ConnectionState(request.state.copy()),
             "extensions": extensions,
         }
+        path = self._read_request(request, scope)
+        self._scope = cast("HTTPScope", scope)
         if path is None:
             self._send_error_response(400)
             self._app_done = True
@@ -329,7 +331,7 @@ class HTTPStream(ASGIStream[ASGIHTTPState, HTTPScope]):
     def _send_body(self, message: Any) -> None:
         body = message.get("body", b"")
         if type(body) is not bytes:
-            if not isinstance(body, bytearray | memoryview):
+            if not isinstance(body, (bytearray, memoryview)):
                 raise TypeError(
                     f"http.response.body 'body' must be bytes, not {type(body).__name__}"
                 )
@@ -398,7 +400,7 @@ class HTTPStream(ASGIStream[ASGIHTTPState, HTTPScope]):
     def _send_early_hint(self, message: Any) -> None:
         headers: Headers = []
         for link in message.get("links", ()):
-            if not isinstance(link, bytes | bytearray | memoryview):
+            if not isinstance(link, (bytes, bytearray, memoryview)):
                 raise TypeError(
                     f"http.response.early_hint links must be bytes, not {type(link).__name__}"
                 )

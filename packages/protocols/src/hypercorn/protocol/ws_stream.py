@@ -74,7 +74,7 @@ accept or last ping plus the interval, and :meth:`WSStream.handle_timer` sends t
 from __future__ import annotations
 
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Final, final
+from typing import TYPE_CHECKING, Any, Final, cast, final
 
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Message, Ping, TextMessage
@@ -145,12 +145,14 @@ _CLOSED: Final = ASGIWebsocketState.CLOSED
 _HTTPCLOSED: Final = ASGIWebsocketState.HTTPCLOSED
 
 #: The states in which each message type is allowed; every other pairing is an error.
-_ALLOWED: Final[dict[str, frozenset[ASGIWebsocketState]]] = {
-    "websocket.accept": frozenset({_HANDSHAKE}),
-    "websocket.send": frozenset({_CONNECTED}),
-    "websocket.close": frozenset({_HANDSHAKE, _CONNECTED}),
-    "websocket.http.response.start": frozenset({_HANDSHAKE}),
-    "websocket.http.response.body": frozenset({_RESPONSE}),
+#: (Tuples: ``in`` compares by identity, where a set would call the Enum's Python-level
+#: ``__hash__``.)
+_ALLOWED: Final[dict[str, tuple[ASGIWebsocketState, ...]]] = {
+    "websocket.accept": (_HANDSHAKE,),
+    "websocket.send": (_CONNECTED,),
+    "websocket.close": (_HANDSHAKE, _CONNECTED),
+    "websocket.http.response.start": (_HANDSHAKE,),
+    "websocket.http.response.body": (_RESPONSE,),
 }
 
 
@@ -210,18 +212,18 @@ class WSStream(ASGIStream[ASGIWebsocketState, WebsocketScope]):
             self._handle_request(event)
 
     def _handle_request(self, request: Request) -> None:
-        path, shared = self._read_request(request)
         handshake = Handshake(request.headers, request.http_version, request.method)
         self._handshake = handshake
-        self._scope = {
+        scope: dict[str, Any] = {
             "type": "websocket",
             "asgi": {"spec_version": "2.3", "version": "3.0"},
             "http_version": request.http_version,
-            **shared,
             "subprotocols": handshake.subprotocols,
             "state": ASGIConnectionState(request.state.copy()),
             "extensions": {"websocket.http.response": {}},
         }
+        path = self._read_request(request, scope)
+        self._scope = cast("WebsocketScope", scope)
         self._app_done = True  # Until an application is started.
         if not valid_server_name(self._context.config, request):
             self._send_error_response(404)
@@ -397,7 +399,7 @@ class WSStream(ASGIStream[ASGIWebsocketState, WebsocketScope]):
                 raise TypeError(f"websocket.send 'text' must be a str, not {type(text).__name__}")
             payload = text
         else:
-            if not isinstance(data, bytes | bytearray | memoryview):
+            if not isinstance(data, (bytes, bytearray, memoryview)):
                 raise TypeError(f"websocket.send 'bytes' must be bytes, not {type(data).__name__}")
             payload = bytes(data)
         if self._deflate:
@@ -442,7 +444,7 @@ class WSStream(ASGIStream[ASGIWebsocketState, WebsocketScope]):
     def _response_body(self, message: Any) -> None:
         body = message.get("body", b"")
         if type(body) is not bytes:
-            if not isinstance(body, bytearray | memoryview):
+            if not isinstance(body, (bytearray, memoryview)):
                 raise TypeError(f"websocket.http.response.body 'body' is a {type(body).__name__}")
             body = bytes(body)
         more_body = bool(message.get("more_body", False))
