@@ -298,15 +298,15 @@ class ASGIStream(Generic[StateT, ScopeT]):
         owner.stream_send(Response(stream_id=self.stream_id, headers=headers, status_code=status))
         owner.stream_send(EndData(stream_id=self.stream_id))
 
-    def _summary(self) -> ResponseSummary:
-        return {"status": self._status, "headers": self._response_headers}
-
-    def _end(self, response: ResponseSummary | None) -> None:
-        """Emit ``StreamEnded`` (once: later calls do nothing; none at all when the
-        context's ``stream_ends`` is false)."""
+    def _end(self) -> None:
+        """Emit ``StreamEnded`` with the head that was sent, if any (once: later calls do
+        nothing; none at all when the context's ``stream_ends`` is false)."""
         if self._ended:
             return
         self._ended = True
         if self._context.stream_ends:
             assert self._scope is not None
+            response: ResponseSummary | None = None
+            if self._head_sent:
+                response = {"status": self._status, "headers": self._response_headers}
             self._owner.driver_event(StreamEnded(self.stream_id, self._scope, response))

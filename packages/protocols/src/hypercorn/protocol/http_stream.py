@@ -268,7 +268,7 @@ class HTTPStream(ASGIStream[ASGIHTTPState, HTTPScope]):
         self._drop_app_messages = True
         self.state = _CLOSED
         self._queue_disconnect({"type": "http.disconnect"})
-        self._end(self._summary() if self._head_sent else None)
+        self._end()
 
     # -----------------------------------------------------------------------------------
     # The application's side
@@ -419,7 +419,7 @@ class HTTPStream(ASGIStream[ASGIHTTPState, HTTPScope]):
             # The head is out but the response is incomplete: the connection must abort it.
             self.state = _CLOSED
             self._owner.stream_send(StreamClosed(stream_id=self.stream_id))
-            self._end(self._summary())
+            self._end()
 
     # -----------------------------------------------------------------------------------
     # Timers (an HTTP stream has none)
@@ -441,10 +441,10 @@ class HTTPStream(ASGIStream[ASGIHTTPState, HTTPScope]):
         self.state = _CLOSED
         self._owner.stream_send(EndData(stream_id=self.stream_id))
         self._queue_disconnect({"type": "http.disconnect"})
-        self._end(self._summary())
+        self._end()
 
     def _send_error_response(self, status: int) -> None:
         self.state = _CLOSED
         self._send_error_head(status)
         # No disconnect to queue: there is no application, or it has already finished.
-        self._end(self._summary())
+        self._end()

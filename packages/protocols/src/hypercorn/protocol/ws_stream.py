@@ -99,7 +99,7 @@ if TYPE_CHECKING:
     from wsproto.events import Event as WSEvent
 
     from hypercorn.protocol.events import Event
-    from hypercorn.typing import ASGIReceiveEvent, ResponseSummary
+    from hypercorn.typing import ASGIReceiveEvent
 
 __all__ = ("ASGIWebsocketState", "Handshake", "WSStream")
 
@@ -331,7 +331,7 @@ class WSStream(ASGIStream[ASGIWebsocketState, WebsocketScope]):
         if self.state is _CONNECTED:
             self.state = _CLOSED
         self._disconnect(_ABNORMAL_CLOSURE)
-        self._end(self._summary() if self._head_sent else None)
+        self._end()
 
     def _peer_ended(self) -> None:
         """The HTTP/2 or HTTP/3 peer ended its side of the stream."""
@@ -460,7 +460,7 @@ class WSStream(ASGIStream[ASGIWebsocketState, WebsocketScope]):
         if not more_body:
             owner.stream_send(EndData(stream_id=self.stream_id))
             self._disconnect(_ABNORMAL_CLOSURE)
-            self._end(self._summary())
+            self._end()
 
     def _app_left_early(self) -> None:
         if self.state is _CONNECTED:
@@ -471,7 +471,7 @@ class WSStream(ASGIStream[ASGIWebsocketState, WebsocketScope]):
             # A denial response's head is out but its body is not complete.
             self.state = _HTTPCLOSED
             self._owner.stream_send(StreamClosed(stream_id=self.stream_id))
-            self._end(self._summary())
+            self._end()
 
     def next_deadline(self) -> float | None:
         """When the next ping is due (``websocket_ping_interval``), or None."""
@@ -502,14 +502,14 @@ class WSStream(ASGIStream[ASGIWebsocketState, WebsocketScope]):
             self._send_frame(frame)
         self._disconnect(code)
         self._owner.stream_send(EndData(stream_id=self.stream_id))
-        self._end(self._summary())
+        self._end()
 
     def _send_error_response(self, status: int, extra: Headers | None = None) -> None:
         self.state = _HTTPCLOSED
         self._send_error_head(status, extra)
         self._disconnect(_ABNORMAL_CLOSURE)
-        self._end(self._summary())
+        self._end()
 
-    def _end(self, response: ResponseSummary | None) -> None:
+    def _end(self) -> None:
         self._next_ping = None  # No pings once the stream is over.
-        super()._end(response)
+        super()._end()
